@@ -1,0 +1,132 @@
+/*
+ * stress.h - what echo-stress's parent and its worker processes share: the
+ * configuration (set before fork, read-only after), and the shared-memory
+ * block through which workers publish progress and their final results.
+ */
+#ifndef ECHO_STRESS_H
+#define ECHO_STRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hist.h"
+
+/* Tunables. */
+#define ST_DEFAULT_PORT		"9999"
+#define ST_DEFAULT_CONNS	10
+#define ST_DEFAULT_DURATION	10.0 /* s, when neither -d nor -n is given */
+#define ST_DEFAULT_SIZE		64   /* payload bytes */
+#define ST_MAX_SIZE		16777216u
+#define ST_MAX_CONNS		1000000u
+#define ST_MAX_WORKERS		256u
+#define ST_DEFAULT_CONN_TIMEOUT 10.0 /* s */
+#define ST_DEFAULT_ECHO_TIMEOUT 10.0 /* s */
+#define ST_PENDING_CONNECTS	512 /* per worker: keeps listen backlogs sane */
+#define ST_PAT_WINDOWS		65536u /* distinct payload start offsets */
+#define ST_RETRY_NS		100000000ull  /* reconnect back-off, 100 ms */
+#define ST_SLOWLORIS_NS		2000000000ull /* one byte every 2 s */
+#define ST_ABUSE_PERIOD_NS	100000000ull  /* reset/oversize: every 100 ms */
+#define ST_RXBUF		(256u * 1024u)
+
+enum st_mode { ST_RAW, ST_LINE, ST_FRAME };
+
+enum st_kind { /* what a connection slot is */
+	       K_MEASURED = 0,
+	       K_SLOWLORIS,
+	       K_NOREAD,
+	       K_IDLE,
+	       K_RESET,
+	       K_OVERSIZE,
+	       K_NKINDS
+};
+
+/* Errors of measured clients; each also remembers where it first struck. */
+enum st_err {
+	E_MISMATCH = 0,
+	E_SHORT,   /* connection closed before the whole echo arrived */
+	E_EXTRA,   /* more bytes echoed than were sent */
+	E_RESET,   /* connection reset (or EPIPE) while in use */
+	E_TIMEOUT, /* an echo not complete within --timeout */
+	E_CLOSED,  /* server closed between messages */
+	E_CONN_REFUSED,
+	E_CONN_RESET,
+	E_CONN_TIMEOUT,
+	E_CONN_OTHER,
+	E_NERR
+};
+
+struct st_config {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char host[256], port[32];
+	unsigned conns, workers;
+	unsigned total_slots; /* measured plus abusive */
+	double duration;      /* s; 0: none */
+	uint64_t messages;    /* per connection; 0: none */
+	uint32_t size_min, size_max;
+	enum st_mode mode;
+	uint8_t delim;
+	uint32_t max_msg;
+	double rate, connect_rate; /* 0: closed loop / all at once */
+	uint64_t churn;
+	unsigned abuse[K_NKINDS]; /* abusive clients per kind */
+	double connect_timeout, timeout;
+	const char *json, *hdr;
+	/* Payload pattern: random bytes (never the delimiter in line mode);
+	 * message i of connection c is a window of it chosen by hash(c, i). */
+	const uint8_t *pat;
+	size_t patlen;
+};
+
+struct st_first {
+	uint64_t conn, offset;
+	int set;
+};
+
+struct st_abuse_stats {
+	uint64_t connects, connect_failed, bytes_sent, bytes_received;
+	uint64_t closed_by_server, resets_sent, err_replies, errors;
+	uint64_t open_at_end;
+};
+
+/* One worker's slot in shared memory. */
+struct st_shared {
+	/* progress, written by the worker with relaxed atomic stores */
+	uint64_t p_open, p_msgs, p_bytes, p_errors, p_opened;
+	int connect_done, measure_done, finished;
+	/* results, written once before finished is set */
+	uint64_t opened, opened_measure, messages, bytes_sent, bytes_recv;
+	uint64_t err[E_NERR];
+	struct st_first first[E_NERR];
+	int first_errno_other;
+	struct st_abuse_stats abuse[K_NKINDS];
+	struct hist rt, connect;
+};
+
+/* The shared block: phase control from the parent, then one slot each. */
+enum st_phase { PH_CONNECT = 0, PH_MEASURE, PH_DRAIN };
+struct st_control {
+	int phase;
+	uint64_t measure_start_ns;
+	struct st_shared w[];
+};
+
+uint64_t st_now_ns(void);
+/* worker_run: serve slots [first, first + n) of the global id space. */
+/* worker_run: serve measured ids [meas_first, +n_meas) and, per abuse kind
+ * k, abuse[k] clients with ids from abuse_first on; never returns. */
+void worker_run(const struct st_config *cfg, struct st_control *ctl,
+		unsigned wid, uint64_t meas_first, unsigned n_meas,
+		uint64_t abuse_first, const unsigned abuse[K_NKINDS])
+    __attribute__((noreturn));
+/* st_mix64: splitmix64's finalizer, the pattern's only randomness. */
+static inline uint64_t st_mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+#endif /* ECHO_STRESS_H */

@@ -1,0 +1,910 @@
+/*
+ * worker.c - one echo-stress worker: an epoll loop over non-blocking client
+ * sockets, each slot a measured client or an abusive one.
+ *
+ * A measured client has at most one message in flight. Its bytes are a
+ * window of the shared random pattern chosen by hash(conn id, message
+ * index), so the echo is checked with memcmp against the pattern itself and
+ * nothing that was sent needs keeping. Every slot has at most one timer at
+ * a time (connect timeout, echo timeout, open-loop send time, abuse tick),
+ * kept in a binary heap.
+ */
+#define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
+#include "stress.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS   1024
+#define POLL_NS	     20000000ull /* how often the phase flag is looked at */
+#define NOREAD_CHUNK 65536u
+
+enum slot_state {
+	S_NEW = 0, /* not started yet (connect phase) */
+	S_RETRY,   /* waiting on its timer to connect again */
+	S_CONNECTING,
+	S_READY, /* connected, nothing in flight */
+	S_BUSY,	 /* measured: a message in flight */
+	S_DEAD,	 /* finished */
+};
+
+struct conn {
+	int fd;
+	uint8_t kind, state, connected;
+	uint32_t ev;  /* events registered with epoll; 0: not registered */
+	uint32_t gen; /* bumped on close: stale epoll events are skipped */
+	int hidx;     /* position in the timer heap, -1 if none */
+	uint64_t deadline;
+	uint64_t id;
+	uint64_t msg_idx; /* messages started by this slot */
+	uint64_t done;	  /* round trips completed by this slot */
+	uint64_t rt_conn; /* round trips on the current connection */
+	uint64_t t_conn, t_sent, t_next;
+	uint64_t stream_off; /* echo bytes verified before this message */
+	/* current message: hl header bytes, pay pattern bytes from poff,
+	 * dl delimiter bytes */
+	uint32_t hl, pay, poff, dl, len, tx, rx;
+	uint8_t hdr[4];
+};
+
+struct worker {
+	const struct st_config *cfg;
+	struct st_control *ctl;
+	struct st_shared *sh;
+	int ep, phase;
+	uint64_t now;
+	struct conn *slots;
+	unsigned nslots, n_meas, meas_live, pending;
+	struct conn **heap;
+	unsigned hn;
+	uint8_t *rxbuf;
+	uint64_t interval_ns; /* open loop: per-connection send period */
+	uint64_t open;
+};
+
+uint64_t st_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- timer heap ---- */
+
+static void heap_swap(struct worker *w, unsigned a, unsigned b)
+{
+	struct conn *t = w->heap[a];
+
+	w->heap[a] = w->heap[b];
+	w->heap[b] = t;
+	w->heap[a]->hidx = (int)a;
+	w->heap[b]->hidx = (int)b;
+}
+
+static void heap_fix(struct worker *w, unsigned i)
+{
+	while (i > 0 && w->heap[(i - 1) / 2]->deadline > w->heap[i]->deadline) {
+		heap_swap(w, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		unsigned l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < w->hn && w->heap[l]->deadline < w->heap[m]->deadline)
+			m = l;
+		if (r < w->hn && w->heap[r]->deadline < w->heap[m]->deadline)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(w, i, m);
+		i = m;
+	}
+}
+
+static void timer_clear(struct worker *w, struct conn *c)
+{
+	unsigned i;
+
+	if (c->hidx < 0)
+		return;
+	i = (unsigned)c->hidx;
+	c->hidx = -1;
+	if (--w->hn == i)
+		return;
+	w->heap[i] = w->heap[w->hn];
+	w->heap[i]->hidx = (int)i;
+	heap_fix(w, i);
+}
+
+static void timer_set(struct worker *w, struct conn *c, uint64_t when)
+{
+	c->deadline = when;
+	if (c->hidx < 0) {
+		c->hidx = (int)w->hn;
+		w->heap[w->hn++] = c;
+	}
+	heap_fix(w, (unsigned)c->hidx);
+}
+
+/* ---- bookkeeping ---- */
+
+static void set_events(struct worker *w, struct conn *c, uint32_t ev)
+{
+	struct epoll_event e;
+	int op;
+
+	if (c->ev == ev)
+		return;
+	op = c->ev == 0 ? EPOLL_CTL_ADD
+	     : ev == 0	? EPOLL_CTL_DEL
+			: EPOLL_CTL_MOD;
+	e.events = ev;
+	e.data.u64 = (uint64_t)(c - w->slots) | ((uint64_t)c->gen << 32);
+	if (epoll_ctl(w->ep, op, c->fd, &e) == 0)
+		c->ev = ev;
+}
+
+static void record_err(struct worker *w, struct conn *c, enum st_err e,
+		       uint64_t offset)
+{
+	struct st_shared *sh = w->sh;
+
+	sh->err[e]++;
+	if (!sh->first[e].set) {
+		sh->first[e].set = 1;
+		sh->first[e].conn = c->id;
+		sh->first[e].offset = offset;
+	}
+}
+
+static void conn_close(struct worker *w, struct conn *c, int rst)
+{
+	timer_clear(w, c);
+	if (c->fd >= 0) {
+		if (rst) {
+			struct linger l = {1, 0};
+
+			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		}
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->state == S_CONNECTING)
+		w->pending--;
+	if (c->connected)
+		w->open--;
+	c->connected = 0;
+	c->ev = 0;
+	c->gen++;
+}
+
+static void slot_dead(struct worker *w, struct conn *c)
+{
+	conn_close(w, c, 0);
+	if (c->kind == K_MEASURED && c->state != S_DEAD)
+		w->meas_live--;
+	c->state = S_DEAD;
+}
+
+/* After a slot's connection ended: try again later, or stop. */
+static void slot_retry(struct worker *w, struct conn *c, uint64_t delay)
+{
+	conn_close(w, c, 0);
+	if (w->phase != PH_MEASURE) {
+		slot_dead(w, c);
+		return;
+	}
+	c->state = S_RETRY;
+	timer_set(w, c, w->now + delay);
+}
+
+static void fail(struct worker *w, struct conn *c, enum st_err e,
+		 uint64_t offset)
+{
+	record_err(w, c, e, offset);
+	/* Measured clients reconnect at once to keep the load on; the stream
+	 * they were checking is lost either way. */
+	slot_retry(w, c, 0);
+}
+
+static void abuse_ended(struct worker *w, struct conn *c, int error)
+{
+	struct st_abuse_stats *a = &w->sh->abuse[c->kind];
+
+	if (error)
+		a->errors++;
+	else
+		a->closed_by_server++;
+	slot_retry(w, c, ST_RETRY_NS);
+}
+
+/* ---- messages ---- */
+
+static void msg_setup(struct worker *w, struct conn *c, uint32_t pay)
+{
+	const struct st_config *cfg = w->cfg;
+	uint64_t h = st_mix64(c->id * 0x100000001b3ull ^ st_mix64(c->msg_idx));
+
+	c->msg_idx++;
+	c->hl = cfg->mode == ST_FRAME ? 4 : 0;
+	c->dl = cfg->mode == ST_LINE ? 1 : 0;
+	c->pay = pay;
+	c->poff = (uint32_t)((h >> 32) % ST_PAT_WINDOWS);
+	c->hdr[0] = (uint8_t)(pay >> 24);
+	c->hdr[1] = (uint8_t)(pay >> 16);
+	c->hdr[2] = (uint8_t)(pay >> 8);
+	c->hdr[3] = (uint8_t)pay;
+	c->len = c->hl + c->pay + c->dl;
+	c->tx = c->rx = 0;
+}
+
+static uint32_t measured_size(const struct st_config *cfg, struct conn *c)
+{
+	uint64_t h;
+
+	if (cfg->size_min == cfg->size_max)
+		return cfg->size_min;
+	h = st_mix64(c->id ^ st_mix64(c->msg_idx + 0x5bd1e995ull));
+	return cfg->size_min +
+	       (uint32_t)(h % ((uint64_t)cfg->size_max - cfg->size_min + 1));
+}
+
+/* The message bytes [off, off + n) as up to 3 iovecs. */
+static int msg_iov(const struct worker *w, const struct conn *c, uint32_t off,
+		   uint32_t n, struct iovec *iov)
+{
+	int k = 0;
+
+	while (n > 0) {
+		const uint8_t *p;
+		uint32_t seg;
+
+		if (off < c->hl) {
+			p = c->hdr + off;
+			seg = c->hl - off;
+		} else if (off < c->hl + c->pay) {
+			p = w->cfg->pat + c->poff + (off - c->hl);
+			seg = c->hl + c->pay - off;
+		} else {
+			p = &w->cfg->delim;
+			seg = c->len - off;
+		}
+		if (seg > n)
+			seg = n;
+		iov[k].iov_base = (void *)p;
+		iov[k].iov_len = seg;
+		k++;
+		off += seg;
+		n -= seg;
+	}
+	return k;
+}
+
+/* Index of the first byte of data[0..n) that differs from the message at
+ * off, or n: block compares, per-byte work only on the error path. */
+static size_t msg_cmp(const struct worker *w, const struct conn *c,
+		      uint32_t off, const uint8_t *data, size_t n)
+{
+	struct iovec iov[3];
+	size_t done = 0, i;
+	int k, j;
+
+	k = msg_iov(w, c, off, (uint32_t)n, iov);
+	for (j = 0; j < k; j++) {
+		const uint8_t *exp = iov[j].iov_base;
+
+		if (memcmp(exp, data + done, iov[j].iov_len) != 0) {
+			for (i = 0; exp[i] == data[done + i]; i++)
+				;
+			return done + i;
+		}
+		done += iov[j].iov_len;
+	}
+	return n;
+}
+
+/* Send up to limit more bytes of the message; -1 on a socket error. */
+static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
+		    int want_out)
+{
+	struct iovec iov[3];
+	uint32_t n;
+	ssize_t r;
+	int k;
+
+	while (c->tx < c->len && limit > 0) {
+		n = c->len - c->tx < limit ? c->len - c->tx : limit;
+		k = msg_iov(w, c, c->tx, n, iov);
+		r = writev(c->fd, iov, k);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		c->tx += (uint32_t)r;
+		limit -= (uint32_t)r;
+		if (c->kind == K_MEASURED)
+			w->sh->bytes_sent += (uint64_t)r;
+		else
+			w->sh->abuse[c->kind].bytes_sent += (uint64_t)r;
+	}
+	if (want_out && c->tx < c->len)
+		set_events(w, c, c->ev | EPOLLOUT);
+	else
+		set_events(w, c, c->ev & ~(uint32_t)EPOLLOUT);
+	return 0;
+}
+
+static void send_next(struct worker *w, struct conn *c)
+{
+	const struct st_config *cfg = w->cfg;
+
+	if (w->phase != PH_MEASURE ||
+	    (cfg->messages && c->done >= cfg->messages)) {
+		slot_dead(w, c);
+		return;
+	}
+	msg_setup(w, c, measured_size(cfg, c));
+	if (w->interval_ns) {
+		/* Latency counts from when the message was due, so a stalled
+		 * server cannot hide its stall by delaying our sends. */
+		c->t_sent = c->t_next;
+		c->t_next += w->interval_ns;
+	} else {
+		c->t_sent = w->now;
+	}
+	c->state = S_BUSY;
+	timer_set(w, c, w->now + (uint64_t)(cfg->timeout * 1e9));
+	if (flush_tx(w, c, UINT32_MAX, 1) < 0)
+		fail(w, c, E_RESET, c->stream_off + c->tx);
+}
+
+/* A measured client is ready: send now, or at its open-loop time. */
+static void measured_next(struct worker *w, struct conn *c)
+{
+	c->state = S_READY;
+	timer_clear(w, c);
+	if (w->interval_ns && c->t_next > w->now &&
+	    !(w->cfg->messages && c->done >= w->cfg->messages) &&
+	    w->phase == PH_MEASURE)
+		timer_set(w, c, c->t_next);
+	else
+		send_next(w, c);
+}
+
+static void oversize_send(struct worker *w, struct conn *c)
+{
+	const struct st_config *cfg = w->cfg;
+
+	if (c->tx < c->len)
+		return; /* the last one is still going out */
+	if (cfg->mode == ST_LINE) {
+		msg_setup(w, c, cfg->max_msg + 1);
+	} else {
+		/* The header announces max_msg + 1; a little of the body is
+		 * enough for the server to refuse it. */
+		msg_setup(w, c, 1024);
+		c->hdr[0] = (uint8_t)((cfg->max_msg + 1) >> 24);
+		c->hdr[1] = (uint8_t)((cfg->max_msg + 1) >> 16);
+		c->hdr[2] = (uint8_t)((cfg->max_msg + 1) >> 8);
+		c->hdr[3] = (uint8_t)(cfg->max_msg + 1);
+	}
+	if (flush_tx(w, c, UINT32_MAX, 1) < 0)
+		abuse_ended(w, c, 1);
+}
+
+static void noread_push(struct worker *w, struct conn *c)
+{
+	uint32_t pay = w->cfg->mode == ST_RAW ? NOREAD_CHUNK : 16384;
+
+	if (w->cfg->mode != ST_RAW && pay > w->cfg->max_msg)
+		pay = w->cfg->max_msg;
+	for (;;) {
+		if (c->tx >= c->len)
+			msg_setup(w, c, pay);
+		if (flush_tx(w, c, UINT32_MAX, 1) < 0) {
+			abuse_ended(w, c, 1);
+			return;
+		}
+		if (c->tx < c->len)
+			return;
+	}
+}
+
+/* A connection is up and the measure phase runs: start its work. */
+static void start_activity(struct worker *w, struct conn *c)
+{
+	const struct st_config *cfg = w->cfg;
+	uint32_t pay;
+
+	switch (c->kind) {
+	case K_MEASURED:
+		measured_next(w, c);
+		break;
+	case K_SLOWLORIS:
+		pay = cfg->mode == ST_FRAME ? cfg->max_msg : ST_PAT_WINDOWS;
+		if (pay > 65536)
+			pay = 65536;
+		msg_setup(w, c, pay);
+		timer_set(w, c, w->now);
+		break;
+	case K_NOREAD:
+		c->len = c->tx = 0;
+		noread_push(w, c);
+		break;
+	case K_IDLE:
+		break;
+	case K_RESET:
+		timer_set(w, c, w->now + ST_ABUSE_PERIOD_NS);
+		break;
+	case K_OVERSIZE:
+		c->len = c->tx = 0;
+		oversize_send(w, c);
+		if (c->state == S_READY)
+			timer_set(w, c, w->now + ST_ABUSE_PERIOD_NS);
+		break;
+	}
+}
+
+/* ---- connections ---- */
+
+static void connect_failed(struct worker *w, struct conn *c, int err)
+{
+	enum st_err e;
+
+	if (c->kind != K_MEASURED) {
+		w->sh->abuse[c->kind].connect_failed++;
+		slot_retry(w, c, ST_RETRY_NS);
+		return;
+	}
+	e = err == ECONNREFUSED ? E_CONN_REFUSED
+	    : err == ECONNRESET ? E_CONN_RESET
+	    : err == ETIMEDOUT	? E_CONN_TIMEOUT
+				: E_CONN_OTHER;
+	if (e == E_CONN_OTHER && !w->sh->first_errno_other)
+		w->sh->first_errno_other = err;
+	record_err(w, c, e, 0);
+	if (w->phase == PH_CONNECT)
+		slot_dead(w, c);
+	else
+		slot_retry(w, c, ST_RETRY_NS);
+}
+
+static void on_connected(struct worker *w, struct conn *c)
+{
+	int one = 1;
+
+	w->pending--;
+	c->state = S_READY;
+	c->connected = 1;
+	c->rt_conn = 0;
+	c->stream_off = 0;
+	w->open++;
+	timer_clear(w, c);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->kind == K_MEASURED) {
+		hist_record(&w->sh->connect, (w->now - c->t_conn) / 1000);
+		w->sh->opened++;
+		if (w->phase == PH_MEASURE)
+			w->sh->opened_measure++;
+	} else {
+		w->sh->abuse[c->kind].connects++;
+	}
+	/* noread never asks for input, but still hears a close */
+	set_events(w, c, c->kind == K_NOREAD ? EPOLLRDHUP : EPOLLIN);
+	if (w->phase == PH_MEASURE)
+		start_activity(w, c);
+}
+
+static void conn_open(struct worker *w, struct conn *c)
+{
+	const struct st_config *cfg = w->cfg;
+	int fd;
+
+	c->t_conn = w->now;
+	fd = socket(cfg->addr.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		c->state = S_RETRY;
+		connect_failed(w, c, errno);
+		return;
+	}
+	c->fd = fd;
+	c->state = S_CONNECTING;
+	w->pending++;
+	if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) ==
+	    0) {
+		on_connected(w, c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		connect_failed(w, c, errno);
+		return;
+	}
+	set_events(w, c, EPOLLOUT);
+	timer_set(w, c, w->now + (uint64_t)(cfg->connect_timeout * 1e9));
+}
+
+/* ---- events ---- */
+
+static void abuse_input(struct worker *w, struct conn *c, const uint8_t *d,
+			size_t n)
+{
+	struct st_abuse_stats *a = &w->sh->abuse[c->kind];
+
+	a->bytes_received += n;
+	if (c->kind == K_OVERSIZE &&
+	    memmem(d, n, PROTO_ERR_TOO_LONG, sizeof(PROTO_ERR_TOO_LONG) - 1))
+		a->err_replies++;
+}
+
+static void measured_input(struct worker *w, struct conn *c, const uint8_t *d,
+			   size_t n)
+{
+	size_t m, bad;
+
+	if (c->state != S_BUSY) {
+		fail(w, c, E_EXTRA, c->stream_off);
+		return;
+	}
+	m = c->len - c->rx < n ? c->len - c->rx : n;
+	bad = msg_cmp(w, c, c->rx, d, m);
+	if (bad < m) {
+		fail(w, c, E_MISMATCH, c->stream_off + c->rx + bad);
+		return;
+	}
+	c->rx += (uint32_t)m;
+	w->sh->bytes_recv += m;
+	if (c->rx < c->len)
+		return;
+	hist_record(&w->sh->rt, (w->now - c->t_sent) / 1000);
+	w->sh->messages++;
+	c->done++;
+	c->rt_conn++;
+	c->stream_off += c->len;
+	if (n > m) {
+		fail(w, c, E_EXTRA, c->stream_off);
+		return;
+	}
+	if (w->phase != PH_MEASURE) {
+		slot_dead(w, c);
+		return;
+	}
+	if (w->cfg->churn && c->rt_conn >= w->cfg->churn &&
+	    !(w->cfg->messages && c->done >= w->cfg->messages)) {
+		/* We close first, so TIME_WAIT lands on our side, where the
+		 * kernel may reuse it for loopback (tcp_tw_reuse). */
+		conn_close(w, c, 0);
+		conn_open(w, c);
+		return;
+	}
+	measured_next(w, c);
+}
+
+static void on_input(struct worker *w, struct conn *c)
+{
+	uint32_t gen = c->gen;
+	int rounds = 4;
+	ssize_t r;
+
+	while (rounds-- > 0 && c->gen == gen) {
+		r = read(c->fd, w->rxbuf, ST_RXBUF);
+		if (r > 0) {
+			w->now = st_now_ns();
+			if (c->kind == K_MEASURED)
+				measured_input(w, c, w->rxbuf, (size_t)r);
+			else
+				abuse_input(w, c, w->rxbuf, (size_t)r);
+			if ((size_t)r < ST_RXBUF)
+				return;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (c->kind != K_MEASURED)
+			abuse_ended(w, c, r < 0);
+		else if (r < 0)
+			fail(w, c, E_RESET, c->stream_off + c->rx);
+		else
+			fail(w, c, c->state == S_BUSY ? E_SHORT : E_CLOSED,
+			     c->stream_off + c->rx);
+		return;
+	}
+}
+
+static void on_event(struct worker *w, struct conn *c, uint32_t ev)
+{
+	uint32_t gen = c->gen;
+	socklen_t sl = sizeof(int);
+	int err = 0;
+
+	if (c->state == S_CONNECTING) {
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+			err = errno;
+		if (err)
+			connect_failed(w, c, err);
+		else if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			on_connected(w, c);
+		return;
+	}
+	if (c->kind == K_NOREAD) {
+		if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			abuse_ended(w, c, (ev & EPOLLERR) != 0);
+		else if (ev & EPOLLOUT)
+			noread_push(w, c);
+		return;
+	}
+	if ((ev & EPOLLOUT) && c->tx < c->len) {
+		if (flush_tx(w, c, UINT32_MAX, 1) < 0) {
+			if (c->kind == K_MEASURED)
+				fail(w, c, E_RESET, c->stream_off + c->rx);
+			else
+				abuse_ended(w, c, 1);
+			return;
+		}
+	}
+	if (c->gen == gen && (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		on_input(w, c);
+}
+
+static void on_timer(struct worker *w, struct conn *c)
+{
+	switch (c->state) {
+	case S_CONNECTING:
+		connect_failed(w, c, ETIMEDOUT);
+		return;
+	case S_RETRY:
+		conn_open(w, c);
+		return;
+	case S_BUSY:
+		fail(w, c, E_TIMEOUT, c->stream_off + c->rx);
+		return;
+	case S_READY:
+		break;
+	default:
+		return;
+	}
+	switch (c->kind) {
+	case K_MEASURED:
+		send_next(w, c);
+		break;
+	case K_SLOWLORIS:
+		if (c->tx >= c->len)
+			msg_setup(w, c, c->pay);
+		if (flush_tx(w, c, 1, 0) < 0) {
+			abuse_ended(w, c, 1);
+			return;
+		}
+		timer_set(w, c, w->now + ST_SLOWLORIS_NS);
+		break;
+	case K_RESET:
+		msg_setup(w, c, w->cfg->size_max ? w->cfg->size_max : 1);
+		/* Half a message, then RST: the server must cope with input
+		 * it will never see finished. */
+		if (flush_tx(w, c, c->len / 2 ? c->len / 2 : 1, 0) == 0)
+			w->sh->abuse[K_RESET].resets_sent++;
+		conn_close(w, c, 1);
+		conn_open(w, c);
+		break;
+	case K_OVERSIZE:
+		oversize_send(w, c);
+		if (c->state == S_READY)
+			timer_set(w, c, w->now + ST_ABUSE_PERIOD_NS);
+		break;
+	}
+}
+
+/* ---- phases ---- */
+
+static void enter_measure(struct worker *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nslots; i++) {
+		struct conn *c = &w->slots[i];
+
+		if (w->interval_ns)
+			c->t_next = w->ctl->measure_start_ns +
+				    st_mix64(c->id) % w->interval_ns;
+		if (c->state == S_READY)
+			start_activity(w, c);
+	}
+}
+
+static void enter_drain(struct worker *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nslots; i++) {
+		struct conn *c = &w->slots[i];
+
+		if (c->kind == K_MEASURED && c->state == S_BUSY)
+			continue; /* its echo is awaited */
+		if (c->kind != K_MEASURED && c->connected)
+			w->sh->abuse[c->kind].open_at_end++;
+		slot_dead(w, c);
+	}
+}
+
+static unsigned busy_count(const struct worker *w)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < w->nslots; i++)
+		n += w->slots[i].state == S_BUSY;
+	return n;
+}
+
+static void publish(struct worker *w)
+{
+	struct st_shared *sh = w->sh;
+	uint64_t errs = 0;
+	int i;
+
+	for (i = 0; i < E_NERR; i++)
+		errs += sh->err[i];
+	__atomic_store_n(&sh->p_open, w->open, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->p_msgs, sh->messages, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->p_bytes, sh->bytes_recv, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->p_errors, errs, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->p_opened, sh->opened, __ATOMIC_RELAXED);
+}
+
+static int wait_events(struct worker *w, struct epoll_event *evs,
+		       uint64_t wait_ns)
+{
+	static int no_pwait2;
+	struct timespec ts;
+	int n;
+
+	if (!no_pwait2) {
+		ts.tv_sec = (time_t)(wait_ns / 1000000000ull);
+		ts.tv_nsec = (long)(wait_ns % 1000000000ull);
+		n = epoll_pwait2(w->ep, evs, MAX_EVENTS, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		no_pwait2 = 1;
+	}
+	return epoll_wait(w->ep, evs, MAX_EVENTS,
+			  (int)((wait_ns + 999999) / 1000000));
+}
+
+void worker_run(const struct st_config *cfg, struct st_control *ctl,
+		unsigned wid, uint64_t meas_first, unsigned n_meas,
+		uint64_t abuse_first, const unsigned abuse[K_NKINDS])
+{
+	static struct epoll_event evs[MAX_EVENTS];
+	struct worker wk, *w = &wk;
+	unsigned i, k, next_new = 0;
+	uint64_t t0, total;
+	int n, p;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_IGN); /* the parent turns ^C into the drain */
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->ctl = ctl;
+	w->sh = &ctl->w[wid];
+	w->n_meas = w->meas_live = n_meas;
+	w->nslots = n_meas;
+	for (k = 1; k < K_NKINDS; k++)
+		w->nslots += abuse[k];
+	w->slots = calloc(w->nslots ? w->nslots : 1, sizeof(*w->slots));
+	w->heap = calloc(w->nslots ? w->nslots : 1, sizeof(*w->heap));
+	w->rxbuf = malloc(ST_RXBUF);
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!w->slots || !w->heap || !w->rxbuf || w->ep < 0)
+		_exit(3);
+	hist_init(&w->sh->rt);
+	hist_init(&w->sh->connect);
+	for (i = 0; i < w->nslots; i++) {
+		w->slots[i].fd = -1;
+		w->slots[i].hidx = -1;
+		w->slots[i].id = meas_first + i;
+	}
+	i = n_meas;
+	for (k = 1; k < K_NKINDS; k++) {
+		unsigned j;
+
+		for (j = 0; j < abuse[k]; j++, i++) {
+			w->slots[i].kind = (uint8_t)k;
+			w->slots[i].id = abuse_first++;
+		}
+	}
+	total = cfg->conns;
+	if (cfg->rate > 0)
+		w->interval_ns = (uint64_t)((double)total / cfg->rate * 1e9);
+	if (cfg->rate > 0 && w->interval_ns == 0)
+		w->interval_ns = 1;
+
+	t0 = w->now = st_now_ns();
+	w->phase = PH_CONNECT;
+	for (;;) {
+		uint64_t wait = POLL_NS;
+
+		/* connect phase: start new connections, paced and capped */
+		if (w->phase == PH_CONNECT && next_new < w->nslots) {
+			double rate =
+			    cfg->connect_rate * w->nslots / cfg->total_slots;
+			uint64_t allowed = w->nslots;
+
+			if (cfg->connect_rate > 0) {
+				allowed = (uint64_t)((double)(w->now - t0) /
+						     1e9 * rate) +
+					  1;
+				wait = 1000000;
+			}
+			while (next_new < w->nslots && next_new < allowed &&
+			       w->pending < ST_PENDING_CONNECTS)
+				conn_open(w, &w->slots[next_new++]);
+		}
+		if (w->phase == PH_CONNECT && next_new == w->nslots &&
+		    w->pending == 0 && !w->sh->connect_done)
+			__atomic_store_n(&w->sh->connect_done, 1,
+					 __ATOMIC_RELEASE);
+		if (w->phase == PH_MEASURE && w->meas_live == 0 &&
+		    !w->sh->measure_done)
+			__atomic_store_n(&w->sh->measure_done, 1,
+					 __ATOMIC_RELEASE);
+		if (w->phase == PH_DRAIN && busy_count(w) == 0)
+			break;
+		publish(w);
+
+		if (w->hn > 0) {
+			uint64_t d = w->heap[0]->deadline;
+
+			d = d > w->now ? d - w->now : 0;
+			if (d < wait)
+				wait = d;
+		}
+		n = wait_events(w, evs, wait);
+		w->now = st_now_ns();
+		for (i = 0; i < (unsigned)(n > 0 ? n : 0); i++) {
+			struct conn *c = &w->slots[(uint32_t)evs[i].data.u64];
+
+			if (c->gen == (uint32_t)(evs[i].data.u64 >> 32) &&
+			    c->fd >= 0)
+				on_event(w, c, evs[i].events);
+		}
+		w->now = st_now_ns();
+		while (w->hn > 0 && w->heap[0]->deadline <= w->now) {
+			struct conn *c = w->heap[0];
+
+			timer_clear(w, c);
+			on_timer(w, c);
+		}
+		p = __atomic_load_n(&ctl->phase, __ATOMIC_ACQUIRE);
+		if (p != w->phase) {
+			if (w->phase == PH_CONNECT && p >= PH_MEASURE) {
+				w->phase = PH_MEASURE;
+				enter_measure(w);
+			}
+			if (p == PH_DRAIN) {
+				w->phase = PH_DRAIN;
+				enter_drain(w);
+			}
+		}
+	}
+	for (i = 0; i < w->nslots; i++)
+		conn_close(w, &w->slots[i], 0);
+	publish(w);
+	__atomic_store_n(&w->sh->finished, 1, __ATOMIC_RELEASE);
+	_exit(0);
+}
