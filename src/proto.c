@@ -44,7 +44,10 @@ int proto_init(struct proto *p, enum proto_mode mode, uint8_t delim,
 	p->max_msg = max_msg;
 	p->msgbuf = msgbuf;
 	p->msgbuf_cap = msgbuf_cap;
-	if (!config_ok(p)) {
+	/* proto_run() needs no max_msg in raw mode (a zero-filled struct is a
+	 * raw engine), but a caller asking for one gets it checked. */
+	if (!config_ok(p) || max_msg < PROTO_MAX_MSG_MIN ||
+	    max_msg > PROTO_MAX_MSG_MAX) {
 		memset(p, 0, sizeof(*p));
 		return PROTO_E_ARGS;
 	}
@@ -233,6 +236,7 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 					st = PROTO_NEED_INPUT;
 					goto out;
 				}
+				p->errors++;
 				st = finish(p, PROTO_E_TRUNCATED);
 				goto out;
 			}
@@ -286,6 +290,7 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 					st = PROTO_NEED_INPUT;
 					goto out;
 				}
+				p->errors++;
 				st = finish(p, PROTO_E_TRUNCATED);
 				goto out;
 			}

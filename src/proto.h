@@ -90,7 +90,7 @@ struct proto {
 
 	/* statistics */
 	uint64_t messages; /* messages echoed (raw: not counted) */
-	uint64_t errors;   /* "ERR too long" replies and frame errors */
+	uint64_t errors;   /* "ERR too long" replies, frame errors (both) */
 };
 
 /*
