@@ -1,0 +1,84 @@
+/*
+ * echod.c - main: parse the options, prepare the sandbox and the shared
+ * counters, listen, and hand over to the server loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "net.h"
+#include "opts.h"
+#include "sandbox.h"
+#include "server.h"
+#include "stats.h"
+
+#ifndef ECHOD_VERSION
+#define ECHOD_VERSION "0.1.0"
+#endif
+
+/* The address asked for, for the error message when listening fails. */
+static char *wanted(const struct echod_opts *o, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (o->bind_family == AF_INET) {
+		inet_ntop(AF_INET, &o->bind4, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, o->port);
+	} else {
+		inet_ntop(AF_INET6, &o->bind6, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, o->port);
+	}
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	struct echod_opts o;
+	char err[256], name[NET_ADDRSTRLEN];
+	int lfd;
+
+	if (opts_parse(&o, argc, argv, err, sizeof(err)) < 0) {
+		dprintf(STDERR_FILENO,
+			"echod: %s\nTry 'echod --help' for more "
+			"information.\n",
+			err);
+		return 2;
+	}
+	if (o.help) {
+		fputs(opts_help(), stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("echod %s\nsandbox: %s\n", ECHOD_VERSION,
+		       sandbox_name());
+		return 0;
+	}
+
+	log_init("echod", (enum log_level)o.verbosity);
+	/* A client that resets while we write must cost an EPIPE, not the
+	 * process; children inherit this. */
+	signal(SIGPIPE, SIG_IGN);
+	if (stats_init() < 0)
+		log_fatal("cannot map the shared counters: %s",
+			  strerror(errno));
+	if (sandbox_prepare(err, sizeof(err)) < 0)
+		log_fatal("cannot build the sandbox: %s", err);
+	if (server_init(&o) < 0)
+		log_fatal("cannot allocate the connection table: %s",
+			  strerror(errno));
+	lfd = net_listen(&o, name, sizeof(name), err, sizeof(err));
+	if (lfd < 0)
+		log_fatal("cannot listen on %s: %s",
+			  wanted(&o, name, sizeof(name)), err);
+	log_notice("listening on %s", name);
+	log_info("mode=%s delim=0x%02x max-msg=%u max-conns=%u max-per-ip=%u "
+		 "idle-timeout=%u backlog=%u shutdown-timeout=%u sandbox=%s",
+		 opts_mode_name(o.mode), o.delim, o.max_msg, o.max_conns,
+		 o.max_per_ip, o.idle_timeout, o.backlog, o.shutdown_timeout,
+		 sandbox_name());
+	return server_run(lfd);
+}

@@ -1,0 +1,371 @@
+/*
+ * opts.c - echod's command line. See opts.h.
+ */
+#include "opts.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Long-only options get values outside the range of characters. */
+enum {
+	OPT_DELIM = 256,
+	OPT_MAX_MSG,
+	OPT_MAX_PER_IP,
+	OPT_BACKLOG,
+	OPT_SHUTDOWN_TIMEOUT,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"mode", required_argument, NULL, 'm'},
+    {"delim", required_argument, NULL, OPT_DELIM},
+    {"max-msg", required_argument, NULL, OPT_MAX_MSG},
+    {"max-conns", required_argument, NULL, 'c'},
+    {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+    {"idle-timeout", required_argument, NULL, 't'},
+    {"backlog", required_argument, NULL, OPT_BACKLOG},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* Leading ':' makes getopt report a missing argument as ':'. */
+static const char short_opts[] = ":p:b:m:c:t:qvh";
+
+/* The help text, with the defaults and ranges filled in from opts.h. */
+static char help_text[2048];
+
+const char *opts_help(void)
+{
+	snprintf(
+	    help_text, sizeof(help_text),
+	    "Usage: echod [options]\n"
+	    "A fork-per-connection TCP echo server (RFC 862).\n"
+	    "\n"
+	    "  -p, --port N              TCP port, 0 picks a free one "
+	    "(default %u)\n"
+	    "  -b, --bind ADDR           IPv4 or IPv6 address to listen on\n"
+	    "                            (default: all interfaces, "
+	    "dual-stack)\n"
+	    "  -m, --mode MODE           raw, line or frame (default raw)\n"
+	    "      --delim C             line delimiter: lf, nul, 0xNN or one "
+	    "character\n"
+	    "                            (default lf)\n"
+	    "      --max-msg N           largest message in line and frame "
+	    "mode,\n"
+	    "                            %u-%u (default %u)\n"
+	    "  -c, --max-conns N         most connections served at once, "
+	    "1-%u\n"
+	    "                            (default %u)\n"
+	    "      --max-per-ip N        most concurrent connections per "
+	    "client address,\n"
+	    "                            0-%u, 0: no limit (default %u)\n"
+	    "  -t, --idle-timeout S      close a connection idle for S "
+	    "seconds,\n"
+	    "                            0-%u, 0: never (default %u)\n"
+	    "      --backlog N           listen backlog, 1-%u (default %u)\n"
+	    "      --shutdown-timeout S  on SIGTERM, seconds children may "
+	    "drain before\n"
+	    "                            SIGKILL, 0-%u (default %u)\n"
+	    "  -q, --quiet               log errors and warnings only\n"
+	    "  -v, --verbose             also log each message (escaped, cut "
+	    "at %u bytes)\n"
+	    "  -h, --help                show this help and exit\n"
+	    "      --version             show the version and the sandbox, "
+	    "and exit\n"
+	    "\n"
+	    "Logs go to stderr. SIGTERM/SIGINT: drain and exit; SIGUSR1: log "
+	    "counters.\n",
+	    OPTS_PORT_DEFAULT, PROTO_MAX_MSG_MIN, PROTO_MAX_MSG_MAX,
+	    PROTO_MAX_MSG_DEFAULT, OPTS_MAX_CONNS_MAX, OPTS_MAX_CONNS_DEFAULT,
+	    OPTS_MAX_PER_IP_MAX, OPTS_MAX_PER_IP_DEFAULT, OPTS_IDLE_TIMEOUT_MAX,
+	    OPTS_IDLE_TIMEOUT_DEFAULT, OPTS_BACKLOG_MAX, OPTS_BACKLOG_DEFAULT,
+	    OPTS_SHUTDOWN_TIMEOUT_MAX, OPTS_SHUTDOWN_TIMEOUT_DEFAULT,
+	    (unsigned)LOG_MSG_CUT);
+	return help_text;
+}
+
+const char *opts_mode_name(enum proto_mode mode)
+{
+	switch (mode) {
+	case PROTO_RAW:
+		return "raw";
+	case PROTO_LINE:
+		return "line";
+	case PROTO_FRAME:
+		return "frame";
+	}
+	return "unknown";
+}
+
+void opts_defaults(struct echod_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->port = OPTS_PORT_DEFAULT;
+	o->bind_family = AF_INET6;
+	o->bind6 = in6addr_any;
+	o->mode = PROTO_RAW;
+	o->delim = '\n';
+	o->max_msg = PROTO_MAX_MSG_DEFAULT;
+	o->max_conns = OPTS_MAX_CONNS_DEFAULT;
+	o->max_per_ip = OPTS_MAX_PER_IP_DEFAULT;
+	o->idle_timeout = OPTS_IDLE_TIMEOUT_DEFAULT;
+	o->backlog = OPTS_BACKLOG_DEFAULT;
+	o->shutdown_timeout = OPTS_SHUTDOWN_TIMEOUT_DEFAULT;
+	o->verbosity = OPTS_INFO;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/*
+ * Strict decimal: digits only (no sign, no space, no base prefix), no
+ * trailing garbage, no overflow, within [min, max].
+ */
+static int parse_num(const char *s, unsigned long min, unsigned long max,
+		     uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int parse_delim(const char *s, uint8_t *out)
+{
+	if (strcmp(s, "lf") == 0) {
+		*out = '\n';
+		return 0;
+	}
+	if (strcmp(s, "nul") == 0) {
+		*out = '\0';
+		return 0;
+	}
+	if (s[0] != '\0' && s[1] == '\0') {
+		*out = (uint8_t)s[0];
+		return 0;
+	}
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hexval(s[2]) >= 0 &&
+	    hexval(s[3]) >= 0 && s[4] == '\0') {
+		*out = (uint8_t)(hexval(s[2]) << 4 | hexval(s[3]));
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_bind(struct echod_opts *o, const char *s)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
+	if (inet_pton(AF_INET, s, &o->bind4) == 1) {
+		o->bind_family = AF_INET;
+		o->bind_set = 1;
+		return 0;
+	}
+	/* "[::1]" as written in URLs is accepted too. */
+	if (n >= 2 && n < sizeof(buf) && s[0] == '[' && s[n - 1] == ']') {
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	if (inet_pton(AF_INET6, s, &o->bind6) == 1) {
+		o->bind_family = AF_INET6;
+		o->bind_set = 1;
+		return 0;
+	}
+	return -1;
+}
+
+/* Parse a number option; on error the message names the option. */
+static int num_opt(const char *what, const char *arg, unsigned long min,
+		   unsigned long max, uint32_t *out, char *err, size_t errlen)
+{
+	if (parse_num(arg, min, max, out) == 0)
+		return 0;
+	return fail(err, errlen, "invalid %s '%s' (expected %lu-%lu)", what,
+		    arg, min, max);
+}
+
+/* Why getopt_long refused a long option: unknown, ambiguous prefix, or an
+ * argument given to a flag. */
+static int bad_long(const char *word, char *err, size_t errlen)
+{
+	const char *name = word + 2, *eq = strchr(name, '=');
+	size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+	size_t i, matches = 0;
+
+	for (i = 0; long_opts[i].name != NULL; i++) {
+		if (strncmp(long_opts[i].name, name, len) != 0)
+			continue;
+		if (long_opts[i].name[len] == '\0') {
+			matches = 1;
+			break;
+		}
+		matches++;
+	}
+	if (matches > 1)
+		return fail(err, errlen, "ambiguous option '%.*s'",
+			    (int)len + 2, word);
+	if (matches == 1 && eq != NULL)
+		return fail(err, errlen, "option '%.*s' takes no argument",
+			    (int)len + 2, word);
+	return fail(err, errlen, "unknown option '%s'", word);
+}
+
+int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
+	       size_t errlen)
+{
+	uint32_t v;
+	int c;
+
+	opts_defaults(o);
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	/* optind = 0 makes glibc reinitialise getopt completely, so that
+	 * repeated calls (unit tests) start afresh. */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'p':
+			if (num_opt("port", optarg, 0, OPTS_PORT_MAX, &v, err,
+				    errlen) < 0)
+				return -1;
+			o->port = (uint16_t)v;
+			break;
+		case 'b':
+			if (parse_bind(o, optarg) < 0)
+				return fail(
+				    err, errlen,
+				    "invalid bind address '%s' "
+				    "(expected an IPv4 or IPv6 address)",
+				    optarg);
+			break;
+		case 'm':
+			if (strcmp(optarg, "raw") == 0)
+				o->mode = PROTO_RAW;
+			else if (strcmp(optarg, "line") == 0)
+				o->mode = PROTO_LINE;
+			else if (strcmp(optarg, "frame") == 0)
+				o->mode = PROTO_FRAME;
+			else
+				return fail(err, errlen,
+					    "invalid mode '%s' (expected raw, "
+					    "line or frame)",
+					    optarg);
+			break;
+		case OPT_DELIM:
+			if (parse_delim(optarg, &o->delim) < 0)
+				return fail(err, errlen,
+					    "invalid delimiter '%s' (expected "
+					    "lf, nul, 0xNN or a single "
+					    "character)",
+					    optarg);
+			break;
+		case OPT_MAX_MSG:
+			if (num_opt("max-msg", optarg, PROTO_MAX_MSG_MIN,
+				    PROTO_MAX_MSG_MAX, &o->max_msg, err,
+				    errlen) < 0)
+				return -1;
+			break;
+		case 'c':
+			if (num_opt("max-conns", optarg, 1, OPTS_MAX_CONNS_MAX,
+				    &o->max_conns, err, errlen) < 0)
+				return -1;
+			break;
+		case OPT_MAX_PER_IP:
+			if (num_opt("max-per-ip", optarg, 0,
+				    OPTS_MAX_PER_IP_MAX, &o->max_per_ip, err,
+				    errlen) < 0)
+				return -1;
+			break;
+		case 't':
+			if (num_opt("idle-timeout", optarg, 0,
+				    OPTS_IDLE_TIMEOUT_MAX, &o->idle_timeout,
+				    err, errlen) < 0)
+				return -1;
+			break;
+		case OPT_BACKLOG:
+			if (num_opt("backlog", optarg, 1, OPTS_BACKLOG_MAX,
+				    &o->backlog, err, errlen) < 0)
+				return -1;
+			break;
+		case OPT_SHUTDOWN_TIMEOUT:
+			if (num_opt("shutdown-timeout", optarg, 0,
+				    OPTS_SHUTDOWN_TIMEOUT_MAX,
+				    &o->shutdown_timeout, err, errlen) < 0)
+				return -1;
+			break;
+		case 'q':
+			o->verbosity = OPTS_QUIET;
+			break;
+		case 'v':
+			o->verbosity = OPTS_VERBOSE;
+			break;
+		case 'h':
+			o->help = 1;
+			return 0;
+		case OPT_VERSION:
+			o->version = 1;
+			return 0;
+		case ':':
+			/* The option word is the last one getopt consumed. */
+			return fail(err, errlen,
+				    "option '%s' requires an argument",
+				    argv[optind - 1]);
+		default:
+			/* '?'. For a long option optopt is 0 (or the option's
+			 * value when it was given an argument it does not
+			 * take) and the word is argv[optind - 1]. */
+			if (optopt != 0 && optopt < 256 &&
+			    argv[optind - 1][1] != '-')
+				return fail(err, errlen, "unknown option '-%c'",
+					    optopt);
+			return bad_long(argv[optind - 1], err, errlen);
+		}
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'",
+			    argv[optind]);
+	return 0;
+}

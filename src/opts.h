@@ -1,0 +1,117 @@
+/*
+ * opts.h - echod's command line (SPEC section 3) and every tunable of the
+ * server in one block.
+ *
+ * opts_parse() is pure enough to unit-test: it never exits, never prints
+ * and never touches the network; errors come back as one line of text in a
+ * caller-provided buffer.
+ */
+#ifndef ECHOD_OPTS_H
+#define ECHOD_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "proto.h"
+
+/*
+ * Defaults and ranges of the options (SPEC section 3 fixes them).
+ */
+#define OPTS_PORT_DEFAULT	      9999u
+#define OPTS_PORT_MAX		      65535u
+#define OPTS_MAX_CONNS_DEFAULT	      1024u
+#define OPTS_MAX_CONNS_MAX	      1000000u
+#define OPTS_MAX_PER_IP_DEFAULT	      0u /* no limit */
+#define OPTS_MAX_PER_IP_MAX	      1000000u
+#define OPTS_IDLE_TIMEOUT_DEFAULT     120u
+#define OPTS_IDLE_TIMEOUT_MAX	      86400u
+#define OPTS_BACKLOG_DEFAULT	      1024u
+#define OPTS_BACKLOG_MAX	      65535u
+#define OPTS_SHUTDOWN_TIMEOUT_DEFAULT 10u
+#define OPTS_SHUTDOWN_TIMEOUT_MAX     3600u
+
+/*
+ * Tunables of the server. SECURITY.md lists the same limits.
+ */
+/* Each child's input and output buffer (with the message buffer, one
+ * anonymous mapping made in the child: untouched pages cost nothing, so
+ * even --max-msg 16777216 costs only what a connection really uses). 64 KiB
+ * matches the default socket buffers on Linux loopback, so one read or write
+ * moves what the kernel has; the two buffers plus the message buffer bound a
+ * child's memory whatever the client does (back-pressure stops reading when
+ * both are full). */
+#define SESSION_BUF_SIZE 65536u
+/* Lingering close: after the server closes first it discards input for at
+ * most this long, waiting for the client's EOF, so the client reads every
+ * echo and then EOF rather than a reset (RFC 1122 4.2.2.13: unread data at
+ * close() sends RST). Also how long a flush may stall before giving up. */
+#define SESSION_LINGER_MS 2000
+/* After EMFILE/ENFILE/ENOBUFS/ENOMEM or a fork failure the parent stops
+ * polling the listener this long: retrying at once would spin at 100 %
+ * CPU while resources are exhausted. */
+#define SERVER_BACKOFF_MS 100
+/* Connections accepted per wake-up of the parent. Signals are delivered
+ * only while it waits in ppoll(), so a flood that keeps the backlog full
+ * must not keep it in the accept loop: after this many it goes back to
+ * reap children and see SIGTERM. One extra ppoll() per batch is nothing
+ * next to a fork per connection. */
+#define SERVER_ACCEPT_BATCH 8
+/* Rate limit of repeated accept/fork error lines: at most one line per kind
+ * per interval; the next line says how many were suppressed. */
+#define SERVER_LOG_INTERVAL_MS 1000
+/* Longest log line; longer lines are cut with "...". Lines are written with
+ * one write(2), atomic for pipes up to PIPE_BUF (4096), so children never
+ * interleave. */
+#define LOG_LINE_MAX 1024
+/* -v logs each message, escaped and cut at this many bytes. */
+#define LOG_MSG_CUT 80
+
+enum opts_verbosity {
+	OPTS_QUIET = 0,	  /* -q: errors and warnings only */
+	OPTS_INFO = 1,	  /* default */
+	OPTS_VERBOSE = 2, /* -v: also each message */
+};
+
+struct echod_opts {
+	uint16_t port;
+	/* bind address: bind_set == 0 means dual-stack "::" (or 0.0.0.0 when
+	 * IPv6 is unavailable) */
+	int bind_set;
+	int bind_family; /* AF_INET or AF_INET6 */
+	struct in_addr bind4;
+	struct in6_addr bind6;
+	enum proto_mode mode;
+	uint8_t delim;
+	uint32_t max_msg;
+	uint32_t max_conns;
+	uint32_t max_per_ip;   /* 0: no limit */
+	uint32_t idle_timeout; /* seconds, 0: never */
+	uint32_t backlog;
+	uint32_t shutdown_timeout; /* seconds */
+	enum opts_verbosity verbosity;
+	int help;    /* -h/--help seen: print opts_help() and exit 0 */
+	int version; /* --version seen */
+};
+
+/* opts_defaults: fill *o with the defaults of every option. */
+void opts_defaults(struct echod_opts *o);
+
+/*
+ * opts_parse: parse argv[1..argc) (getopt_long; resets getopt's state, so
+ * it can be called repeatedly) into *o, which starts from opts_defaults().
+ * Returns 0 on success (check o->help and o->version), or -1 with one line
+ * naming the problem (no program name, no newline) in err[0..errlen).
+ * Stops at the first -h/--help or --version.
+ */
+int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
+	       size_t errlen);
+
+/* opts_help: the --help text (every option with its default). */
+const char *opts_help(void);
+
+/* opts_mode_name: "raw", "line" or "frame". */
+const char *opts_mode_name(enum proto_mode mode);
+
+#endif /* ECHOD_OPTS_H */

@@ -1,0 +1,361 @@
+/*
+ * test_opts.c - unit tests of echod's option parser (src/opts.c).
+ *
+ * Every numeric option gets the same adversarial table: the range ends,
+ * one past them, signs, spaces, trailing garbage, other bases, overflow.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "opts.h"
+
+#define MAXARGS 32
+
+/* Parse a NULL-terminated list of arguments (argv[0] is added). */
+static int parse(struct echod_opts *o, char *err, size_t errlen, ...)
+{
+	char *argv[MAXARGS + 2];
+	va_list ap;
+	int argc = 1;
+	char *a;
+
+	argv[0] = (char *)"echod";
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, char *)) != NULL && argc <= MAXARGS)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return opts_parse(o, argc, argv, err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_int_equal(o.port, 9999);
+	assert_int_equal(o.bind_set, 0);
+	assert_int_equal(o.bind_family, AF_INET6);
+	assert_int_equal(o.mode, PROTO_RAW);
+	assert_int_equal(o.delim, '\n');
+	assert_int_equal(o.max_msg, 65536);
+	assert_int_equal(o.max_conns, 1024);
+	assert_int_equal(o.max_per_ip, 0);
+	assert_int_equal(o.idle_timeout, 120);
+	assert_int_equal(o.backlog, 1024);
+	assert_int_equal(o.shutdown_timeout, 10);
+	assert_int_equal(o.verbosity, OPTS_INFO);
+	assert_int_equal(o.help, 0);
+	assert_int_equal(o.version, 0);
+}
+
+static void test_all_options(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", "0", "-b",
+			       "127.0.0.1", "-m", "line", "--delim", "nul",
+			       "--max-msg", "1", "-c", "1", "--max-per-ip", "3",
+			       "-t", "0", "--backlog", "1",
+			       "--shutdown-timeout", "0", "-v", NULL),
+			 0);
+	assert_int_equal(o.port, 0);
+	assert_int_equal(o.bind_set, 1);
+	assert_int_equal(o.bind_family, AF_INET);
+	assert_int_equal(o.bind4.s_addr, htonl(0x7f000001));
+	assert_int_equal(o.mode, PROTO_LINE);
+	assert_int_equal(o.delim, 0);
+	assert_int_equal(o.max_msg, 1);
+	assert_int_equal(o.max_conns, 1);
+	assert_int_equal(o.max_per_ip, 3);
+	assert_int_equal(o.idle_timeout, 0);
+	assert_int_equal(o.backlog, 1);
+	assert_int_equal(o.shutdown_timeout, 0);
+	assert_int_equal(o.verbosity, OPTS_VERBOSE);
+}
+
+static void test_long_forms(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "--port=65535", "--bind",
+			       "::1", "--mode=frame", "--max-conns", "1000000",
+			       "--idle-timeout", "86400", "--quiet", NULL),
+			 0);
+	assert_int_equal(o.port, 65535);
+	assert_int_equal(o.bind_family, AF_INET6);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&o.bind6));
+	assert_int_equal(o.mode, PROTO_FRAME);
+	assert_int_equal(o.max_conns, 1000000);
+	assert_int_equal(o.idle_timeout, 86400);
+	assert_int_equal(o.verbosity, OPTS_QUIET);
+	/* The last of -q and -v wins. */
+	assert_int_equal(parse(&o, err, sizeof(err), "-q", "-v", NULL), 0);
+	assert_int_equal(o.verbosity, OPTS_VERBOSE);
+	/* Brackets as in URLs. */
+	assert_int_equal(parse(&o, err, sizeof(err), "-b", "[::]", NULL), 0);
+	assert_int_equal(o.bind_set, 1);
+	assert_true(IN6_IS_ADDR_UNSPECIFIED(&o.bind6));
+}
+
+struct numcase {
+	const char *opt;
+	const char *arg;
+	int ok;
+	uint32_t want;
+};
+
+static uint32_t field(const struct echod_opts *o, const char *opt)
+{
+	if (strcmp(opt, "-p") == 0)
+		return o->port;
+	if (strcmp(opt, "--max-msg") == 0)
+		return o->max_msg;
+	if (strcmp(opt, "-c") == 0)
+		return o->max_conns;
+	if (strcmp(opt, "--max-per-ip") == 0)
+		return o->max_per_ip;
+	if (strcmp(opt, "-t") == 0)
+		return o->idle_timeout;
+	if (strcmp(opt, "--backlog") == 0)
+		return o->backlog;
+	return o->shutdown_timeout;
+}
+
+static const struct numcase numcases[] = {
+    {"-p", "0", 1, 0},
+    {"-p", "1", 1, 1},
+    {"-p", "65535", 1, 65535},
+    {"-p", "65536", 0, 0},
+    {"-p", "80x", 0, 0},
+    {"-p", "x80", 0, 0},
+    {"-p", "", 0, 0},
+    {"-p", "-1", 0, 0},
+    {"-p", "+1", 0, 0},
+    {"-p", " 1", 0, 0},
+    {"-p", "1 ", 0, 0},
+    {"-p", "0x50", 0, 0},
+    {"-p", "1e3", 0, 0},
+    {"-p", "2147483647", 0, 0},
+    {"-p", "2147483648", 0, 0},
+    {"-p", "4294967295", 0, 0},
+    {"-p", "4294967296", 0, 0},
+    {"-p", "18446744073709551616", 0, 0},
+    {"-p", "00080", 1, 80},
+    {"--max-msg", "0", 0, 0},
+    {"--max-msg", "1", 1, 1},
+    {"--max-msg", "16777216", 1, 16777216},
+    {"--max-msg", "16777217", 0, 0},
+    {"--max-msg", "4294967296", 0, 0},
+    {"-c", "0", 0, 0},
+    {"-c", "1", 1, 1},
+    {"-c", "1000000", 1, 1000000},
+    {"-c", "1000001", 0, 0},
+    {"--max-per-ip", "0", 1, 0},
+    {"--max-per-ip", "1000000", 1, 1000000},
+    {"--max-per-ip", "1000001", 0, 0},
+    {"-t", "0", 1, 0},
+    {"-t", "86400", 1, 86400},
+    {"-t", "86401", 0, 0},
+    {"-t", "1.5", 0, 0},
+    {"--backlog", "0", 0, 0},
+    {"--backlog", "1", 1, 1},
+    {"--backlog", "65535", 1, 65535},
+    {"--backlog", "65536", 0, 0},
+    {"--shutdown-timeout", "0", 1, 0},
+    {"--shutdown-timeout", "3600", 1, 3600},
+    {"--shutdown-timeout", "3601", 0, 0},
+};
+
+static void test_numbers(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(numcases) / sizeof(numcases[0]); i++) {
+		const struct numcase *c = &numcases[i];
+		struct echod_opts o;
+		char err[256];
+		int r = parse(&o, err, sizeof(err), c->opt, c->arg, NULL);
+
+		print_message("%s '%s'\n", c->opt, c->arg);
+		if (c->ok) {
+			assert_int_equal(r, 0);
+			assert_int_equal(field(&o, c->opt), c->want);
+		} else {
+			assert_int_equal(r, -1);
+			assert_non_null(strstr(err, "invalid"));
+			/* The message quotes the bad value and the range. */
+			assert_non_null(strstr(err, c->arg));
+			assert_non_null(strstr(err, "(expected "));
+		}
+	}
+}
+
+static void test_port_message(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", "80x", NULL), -1);
+	assert_string_equal(err, "invalid port '80x' (expected 0-65535)");
+	assert_int_equal(parse(&o, err, sizeof(err), "--max-msg", "0", NULL),
+			 -1);
+	assert_string_equal(err, "invalid max-msg '0' (expected 1-16777216)");
+}
+
+static void test_delim(void **state)
+{
+	static const struct {
+		const char *arg;
+		int ok;
+		uint8_t want;
+	} cases[] = {
+	    {"lf", 1, '\n'},   {"nul", 1, 0},	  {"0x00", 1, 0},
+	    {"0x0a", 1, '\n'}, {"0XFF", 1, 0xff}, {"0x7e", 1, '~'},
+	    {";", 1, ';'},     {"x", 1, 'x'},	  {"0", 1, '0'},
+	    {"", 0, 0},	       {"0x", 0, 0},	  {"0x1", 0, 0},
+	    {"0x100", 0, 0},   {"0xgg", 0, 0},	  {"ab", 0, 0},
+	    {"LF", 0, 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct echod_opts o;
+		char err[256];
+		int r =
+		    parse(&o, err, sizeof(err), "--delim", cases[i].arg, NULL);
+
+		print_message("--delim '%s'\n", cases[i].arg);
+		if (cases[i].ok) {
+			assert_int_equal(r, 0);
+			assert_int_equal(o.delim, cases[i].want);
+		} else {
+			assert_int_equal(r, -1);
+			assert_non_null(strstr(err, "invalid delimiter"));
+		}
+	}
+}
+
+static void test_mode_and_bind(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-m", "raw", NULL), 0);
+	assert_int_equal(o.mode, PROTO_RAW);
+	assert_int_equal(parse(&o, err, sizeof(err), "-m", "RAW", NULL), -1);
+	assert_non_null(strstr(err, "invalid mode 'RAW'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-m", "", NULL), -1);
+	assert_int_equal(parse(&o, err, sizeof(err), "-b", "localhost", NULL),
+			 -1);
+	assert_non_null(strstr(err, "invalid bind address 'localhost'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-b", "1.2.3.256", NULL),
+			 -1);
+	assert_int_equal(parse(&o, err, sizeof(err), "-b", "[::1", NULL), -1);
+	assert_int_equal(parse(&o, err, sizeof(err), "-b", "", NULL), -1);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "-b", "::ffff:1.2.3.4", NULL), 0);
+	assert_int_equal(o.bind_family, AF_INET6);
+}
+
+static void test_bad_usage(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "--bogus", NULL), -1);
+	assert_string_equal(err, "unknown option '--bogus'");
+	assert_int_equal(parse(&o, err, sizeof(err), "-x", NULL), -1);
+	assert_string_equal(err, "unknown option '-x'");
+	assert_int_equal(parse(&o, err, sizeof(err), "--max", "1", NULL), -1);
+	assert_string_equal(err, "ambiguous option '--max'");
+	assert_int_equal(parse(&o, err, sizeof(err), "--quiet=1", NULL), -1);
+	assert_string_equal(err, "option '--quiet' takes no argument");
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", NULL), -1);
+	assert_string_equal(err, "option '-p' requires an argument");
+	assert_int_equal(parse(&o, err, sizeof(err), "--port", NULL), -1);
+	assert_string_equal(err, "option '--port' requires an argument");
+	assert_int_equal(parse(&o, err, sizeof(err), "extra", NULL), -1);
+	assert_string_equal(err, "unexpected argument 'extra'");
+	/* A unique prefix is accepted, as getopt_long does. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--max-m", "7", NULL), 0);
+	assert_int_equal(o.max_msg, 7);
+	/* A tiny buffer is truncated, not overrun. */
+	{
+		char small[8];
+
+		memset(small, 'Z', sizeof(small));
+		assert_int_equal(parse(&o, small, 4, "-p", "80x", NULL), -1);
+		assert_int_equal(small[3], '\0');
+		assert_int_equal(small[4], 'Z');
+	}
+}
+
+static void test_help_version(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+	const char *h = opts_help();
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", NULL), 0);
+	assert_int_equal(o.help, 1);
+	/* --help wins over what follows it, even if that is wrong. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--help", "-p", "x", NULL),
+			 0);
+	assert_int_equal(o.help, 1);
+	assert_int_equal(parse(&o, err, sizeof(err), "--version", NULL), 0);
+	assert_int_equal(o.version, 1);
+	assert_int_equal(o.help, 0);
+	/* Every option and its default is in the help text. */
+	assert_non_null(strstr(h, "--port N"));
+	assert_non_null(strstr(h, "(default 9999)"));
+	assert_non_null(strstr(h, "--bind ADDR"));
+	assert_non_null(strstr(h, "--mode MODE"));
+	assert_non_null(strstr(h, "--delim C"));
+	assert_non_null(strstr(h, "(default 65536)"));
+	assert_non_null(strstr(h, "--max-conns N"));
+	assert_non_null(strstr(h, "(default 1024)"));
+	assert_non_null(strstr(h, "--max-per-ip N"));
+	assert_non_null(strstr(h, "--idle-timeout S"));
+	assert_non_null(strstr(h, "(default 120)"));
+	assert_non_null(strstr(h, "--backlog N"));
+	assert_non_null(strstr(h, "--shutdown-timeout S"));
+	assert_non_null(strstr(h, "(default 10)"));
+	assert_non_null(strstr(h, "--quiet"));
+	assert_non_null(strstr(h, "--verbose"));
+	assert_non_null(strstr(h, "--version"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_long_forms),
+	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_port_message),
+	    cmocka_unit_test(test_delim),
+	    cmocka_unit_test(test_mode_and_bind),
+	    cmocka_unit_test(test_bad_usage),
+	    cmocka_unit_test(test_help_version),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
