@@ -616,5 +616,9 @@ int main(int argc, char **argv)
 		times.connect_end = times.measure_start = times.end;
 	if (!times.measure_end)
 		times.measure_end = times.end;
-	return report(&cfg, ctl, &times, died, kind_names);
+	st = report(&cfg, ctl, &times, died, kind_names);
+	free(pids);
+	free((void *)cfg.pat);
+	munmap(ctl, shsz);
+	return st;
 }
