@@ -35,32 +35,10 @@ ticks() {
 	awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat"
 }
 
-cat >"$TMP/bare.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-static double us(struct timeval t) { return t.tv_sec * 1e6 + t.tv_usec; }
-int main(int argc, char **argv)
-{
-	int i, n = atoi(argv[1]);
-	struct rusage s, c;
-	for (i = 0; i < n; i++) {
-		pid_t p = fork();
-		if (p == 0)
-			_exit(0);
-		waitpid(p, NULL, 0);
-	}
-	getrusage(RUSAGE_SELF, &s);
-	getrusage(RUSAGE_CHILDREN, &c);
-	printf("%.0f\n", (us(s.ru_utime) + us(s.ru_stime) + us(c.ru_utime) +
-			  us(c.ru_stime)) / n);
-	return 0;
-}
-C
-cc -O2 -o "$TMP/bare-dyn" "$TMP/bare.c"
-cc -O2 -static -o "$TMP/bare-static" "$TMP/bare.c"
+# The baseline is bench.sh's: stress/forkloop.c, built dynamic and static.
+HERE=$(cd "$(dirname "$0")" && pwd)
+cc -O2 -o "$TMP/bare-dyn" "$HERE/forkloop.c"
+cc -O2 -static -o "$TMP/bare-static" "$HERE/forkloop.c"
 
 n=0
 for bin in "$@"; do
@@ -104,5 +82,6 @@ PY
 	SRV=
 	echo "echod $(file -b "$bin" | grep -q 'statically' && echo static || echo dynamic) ($bin): $(((T1 - T0) * 1000000 / HZ / N)) us CPU per connection"
 done
-echo "bare fork+_exit+waitpid, dynamic: $("$TMP/bare-dyn" "$N") us CPU per fork"
-echo "bare fork+_exit+waitpid, static:  $("$TMP/bare-static" "$N") us CPU per fork"
+cpu() { sed -n 's/.*"cpu_us_per_fork": *\([0-9.]*\).*/\1/p'; }
+echo "bare fork+_exit+waitpid, dynamic: $("$TMP/bare-dyn" "$N" | cpu) us CPU per fork"
+echo "bare fork+_exit+waitpid, static:  $("$TMP/bare-static" "$N" | cpu) us CPU per fork"
