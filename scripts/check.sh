@@ -88,7 +88,9 @@ fi
 step "AFL++ for ${AFL_SECONDS}s"
 CC=afl-clang-fast build "$B/afl" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECHOD_AFL=ON
 rm -rf "$B/afl-out"
-AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+# The AFL++ build is not sanitized; afl-fuzz refuses our ASAN_OPTIONS.
+env -u ASAN_OPTIONS -u UBSAN_OPTIONS -u MSAN_OPTIONS \
+	AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
 	AFL_NO_AFFINITY=1 AFL_QUIET=1 \
 	timeout -k 10 $((AFL_SECONDS + 60)) \
 	afl-fuzz -V "$AFL_SECONDS" -i "$root/corpus/echo_fuzz" -o "$B/afl-out" \

@@ -33,7 +33,6 @@ static const int sandbox_allowed[] = {
     SCMP_SYS(close),	     /* the connection at the end */
     SCMP_SYS(clock_gettime), /* when the vDSO is not used (Valgrind) */
     SCMP_SYS(rt_sigreturn),  /* return from the SIGTERM handler */
-    SCMP_SYS(rt_sigpending), /* SIGTERM pending while busy */
     SCMP_SYS(restart_syscall),
     SCMP_SYS(exit),
     SCMP_SYS(exit_group), /* _exit() */

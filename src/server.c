@@ -37,6 +37,11 @@
 
 static volatile sig_atomic_t got_chld, got_term, got_usr1;
 
+int server_stopping(void)
+{
+	return got_term != 0;
+}
+
 static void on_signal(int sig)
 {
 	if (sig == SIGCHLD)
@@ -424,6 +429,7 @@ static void drain(struct server *s)
 	log_info("shutdown: closed the listener, %llu connections active, "
 		 "waiting up to %us",
 		 (unsigned long long)s->active, s->o->shutdown_timeout);
+	__atomic_store_n(&stats->shutdown, 1, __ATOMIC_RELEASE);
 	signal_children(s, SIGTERM);
 	deadline = now_ms() + (int64_t)s->o->shutdown_timeout * 1000;
 	while (s->active > 0) {

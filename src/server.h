@@ -23,4 +23,11 @@ int server_init(const struct echod_opts *o);
  */
 int server_run(int listen_fd);
 
+/*
+ * server_stopping: whether SIGTERM or SIGINT has arrived. Children keep the
+ * parent's flag-setting handlers, so in a child it says the same of the
+ * child.
+ */
+int server_stopping(void);
+
 #endif /* ECHOD_SERVER_H */

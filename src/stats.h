@@ -24,6 +24,9 @@ struct stats {
 	uint64_t idle_timeouts;
 	uint64_t resets;
 	uint64_t sandbox_kills; /* children killed by SIGSYS */
+	/* Not a counter: raised by the parent before it sends SIGTERM at
+	 * shutdown, read by children after every wake-up (session.c). */
+	uint64_t shutdown;
 };
 
 /* The shared counters; NULL until stats_init(). */
