@@ -241,7 +241,14 @@ static void *table_alloc(size_t n, size_t size)
 	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Children never look at the parent's tables, and with hashed slots
+	 * every page of them ends up populated: without this, each fork()
+	 * would copy their page tables and each child's exit tear them down
+	 * (192 pages at -c 12000). */
+	(void)madvise(p, n * size, MADV_DONTFORK);
+	return p;
 }
 
 static char *key_str(const uint8_t addr[16], uint16_t port, char *buf,
