@@ -25,13 +25,12 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	esac
 done
 
-if [ ! -x "$BUILD/src/echod" ] || [ ! -x "$BUILD/stress/echo-stress" ] ||
-	[ ! -x "$BUILD/stress/epoll_echo" ]; then
-	echo "bench: building echod, echo-stress, epoll_echo in $BUILD" >&2
-	[ -f "$BUILD/CMakeCache.txt" ] ||
-		cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
-	cmake --build "$BUILD" -j2 --target echod echo-stress epoll_echo >&2
-fi
+# Always (re)build: an incremental build is a no-op when nothing changed,
+# and a stale echod would silently measure old code.
+echo "bench: building echod, echo-stress, epoll_echo in $BUILD" >&2
+[ -f "$BUILD/CMakeCache.txt" ] ||
+	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
+cmake --build "$BUILD" -j2 --target echod echo-stress epoll_echo >&2
 
 # The baseline is a plain program built the ordinary way (dynamic glibc),
 # plus a static build for reference.
