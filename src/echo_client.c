@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "parse.h"
 #include "proto.h"
 
 #ifndef ECHOD_VERSION
@@ -177,65 +178,6 @@ static void usage(FILE *f)
 }
 
 /* Decimal digits only: strtoull alone would accept "-1", " 5" and "0x10". */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* The same spellings as echod's --delim: lf, nul, 0xNN or one byte. */
-static int parse_delim(const char *s, uint8_t *out)
-{
-	if (strcmp(s, "lf") == 0) {
-		*out = '\n';
-		return 0;
-	}
-	if (strcmp(s, "nul") == 0) {
-		*out = '\0';
-		return 0;
-	}
-	if ((s[0] == '0') && (s[1] == 'x' || s[1] == 'X') && s[2] != '\0') {
-		int hi = parse_hex_digit(s[2]), lo;
-
-		if (hi < 0)
-			return -1;
-		if (s[3] == '\0') {
-			*out = (uint8_t)hi;
-			return 0;
-		}
-		lo = parse_hex_digit(s[3]);
-		if (lo < 0 || s[4] != '\0')
-			return -1;
-		*out = (uint8_t)(hi * 16 + lo);
-		return 0;
-	}
-	if (s[0] != '\0' && s[1] == '\0') {
-		*out = (uint8_t)s[0];
-		return 0;
-	}
-	return -1;
-}
-
 static int parse_timeout(const char *s, int *ms)
 {
 	char *end;

@@ -2,6 +2,7 @@
  * opts.c - echod's command line. See opts.h.
  */
 #include "opts.h"
+#include "parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -142,55 +143,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
  * Strict decimal: digits only (no sign, no space, no base prefix), no
  * trailing garbage, no overflow, within [min, max].
  */
-static int parse_num(const char *s, unsigned long min, unsigned long max,
-		     uint32_t *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int parse_delim(const char *s, uint8_t *out)
-{
-	if (strcmp(s, "lf") == 0) {
-		*out = '\n';
-		return 0;
-	}
-	if (strcmp(s, "nul") == 0) {
-		*out = '\0';
-		return 0;
-	}
-	if (s[0] != '\0' && s[1] == '\0') {
-		*out = (uint8_t)s[0];
-		return 0;
-	}
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hexval(s[2]) >= 0 &&
-	    hexval(s[3]) >= 0 && s[4] == '\0') {
-		*out = (uint8_t)(hexval(s[2]) << 4 | hexval(s[3]));
-		return 0;
-	}
-	return -1;
-}
-
 static int parse_bind(struct echod_opts *o, const char *s)
 {
 	char buf[INET6_ADDRSTRLEN + 2];
@@ -219,8 +171,12 @@ static int parse_bind(struct echod_opts *o, const char *s)
 static int num_opt(const char *what, const char *arg, unsigned long min,
 		   unsigned long max, uint32_t *out, char *err, size_t errlen)
 {
-	if (parse_num(arg, min, max, out) == 0)
+	uint64_t v = 0;
+
+	if (parse_u64(arg, min, max, &v) == 0) {
+		*out = (uint32_t)v; /* every range here fits in 32 bits */
 		return 0;
+	}
 	return fail(err, errlen, "invalid %s '%s' (expected %lu-%lu)", what,
 		    arg, min, max);
 }
@@ -254,7 +210,7 @@ static int bad_long(const char *word, char *err, size_t errlen)
 int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 	       size_t errlen)
 {
-	uint32_t v;
+	uint32_t v = 0;
 	int c;
 
 	opts_defaults(o);

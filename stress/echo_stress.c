@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
 #include "stress.h"
+#include "parse.h"
 #include "proto.h"
 #include "report.h"
 
@@ -85,17 +86,12 @@ bad(const char *fmt, ...)
 	exit(2);
 }
 
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo,
-			  uint64_t hi)
+static uint64_t num_opt(const char *opt, const char *s, uint64_t lo,
+			uint64_t hi)
 {
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		bad("%s: '%s' is not a number", opt, s);
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
+	if (parse_u64(s, lo, hi, &v) < 0)
 		bad("%s: '%s' is not a whole number from %llu to %llu", opt, s,
 		    (unsigned long long)lo, (unsigned long long)hi);
 	return v;
@@ -121,40 +117,24 @@ static void parse_size(struct st_config *cfg, const char *s)
 
 	if (!dash) {
 		cfg->size_min = cfg->size_max =
-		    (uint32_t)parse_u64("--size", s, 0, ST_MAX_SIZE);
+		    (uint32_t)num_opt("--size", s, 0, ST_MAX_SIZE);
 		return;
 	}
 	if ((size_t)(dash - s) >= sizeof(lo) || dash == s)
 		bad("--size: '%s' is not B or MIN-MAX", s);
 	memcpy(lo, s, (size_t)(dash - s));
 	lo[dash - s] = 0;
-	cfg->size_min = (uint32_t)parse_u64("--size", lo, 0, ST_MAX_SIZE);
-	cfg->size_max = (uint32_t)parse_u64("--size", dash + 1, 0, ST_MAX_SIZE);
+	cfg->size_min = (uint32_t)num_opt("--size", lo, 0, ST_MAX_SIZE);
+	cfg->size_max = (uint32_t)num_opt("--size", dash + 1, 0, ST_MAX_SIZE);
 	if (cfg->size_min > cfg->size_max)
 		bad("--size: MIN %u is above MAX %u", cfg->size_min,
 		    cfg->size_max);
 }
 
-static void parse_delim(struct st_config *cfg, const char *s)
+static void parse_delim_opt(struct st_config *cfg, const char *s)
 {
-	char *end;
-	unsigned long v;
-
-	if (!strcmp(s, "lf")) {
-		cfg->delim = '\n';
-	} else if (!strcmp(s, "nul")) {
-		cfg->delim = 0;
-	} else if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && s[2]) {
-		errno = 0;
-		v = strtoul(s + 2, &end, 16);
-		if (errno || *end || v > 255)
-			bad("--delim: '%s' is not a byte 0x00..0xff", s);
-		cfg->delim = (uint8_t)v;
-	} else if (s[0] && !s[1]) {
-		cfg->delim = (uint8_t)s[0];
-	} else {
+	if (parse_delim(s, &cfg->delim) < 0)
 		bad("--delim: '%s' is not lf, nul, 0xNN or one character", s);
-	}
 }
 
 static void parse_abuse(struct st_config *cfg, const char *s)
@@ -172,7 +152,7 @@ static void parse_abuse(struct st_config *cfg, const char *s)
 		bad("--abuse: unknown kind '%.*s' (slowloris, noread, idle, "
 		    "reset, oversize)",
 		    (int)(eq - s), s);
-	cfg->abuse[k] += (unsigned)parse_u64("--abuse", eq + 1, 1, 100000);
+	cfg->abuse[k] += (unsigned)num_opt("--abuse", eq + 1, 1, 100000);
 }
 
 enum {
@@ -227,12 +207,12 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	       -1) {
 		switch (o) {
 		case 'c':
-			cfg->conns = (unsigned)parse_u64(
-			    "--connections", optarg, 1, ST_MAX_CONNS);
+			cfg->conns = (unsigned)num_opt("--connections", optarg,
+						       1, ST_MAX_CONNS);
 			break;
 		case 'j':
-			cfg->workers = (unsigned)parse_u64("--workers", optarg,
-							   1, ST_MAX_WORKERS);
+			cfg->workers = (unsigned)num_opt("--workers", optarg, 1,
+							 ST_MAX_WORKERS);
 			workers_set = 1;
 			break;
 		case 'd':
@@ -240,7 +220,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 			break;
 		case 'n':
 			cfg->messages =
-			    parse_u64("--messages", optarg, 1, UINT64_MAX);
+			    num_opt("--messages", optarg, 1, UINT64_MAX);
 			break;
 		case 's':
 			parse_size(cfg, optarg);
@@ -257,12 +237,12 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 				    optarg);
 			break;
 		case O_DELIM:
-			parse_delim(cfg, optarg);
+			parse_delim_opt(cfg, optarg);
 			break;
 		case O_MAXMSG:
-			cfg->max_msg = (uint32_t)parse_u64("--max-msg", optarg,
-							   PROTO_MAX_MSG_MIN,
-							   PROTO_MAX_MSG_MAX);
+			cfg->max_msg = (uint32_t)num_opt("--max-msg", optarg,
+							 PROTO_MAX_MSG_MIN,
+							 PROTO_MAX_MSG_MAX);
 			break;
 		case O_RATE:
 			cfg->rate = parse_pos("--rate", optarg, 1e9);
@@ -272,8 +252,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 			    parse_pos("--connect-rate", optarg, 1e9);
 			break;
 		case O_CHURN:
-			cfg->churn =
-			    parse_u64("--churn", optarg, 1, UINT64_MAX);
+			cfg->churn = num_opt("--churn", optarg, 1, UINT64_MAX);
 			break;
 		case O_ABUSE:
 			parse_abuse(cfg, optarg);
@@ -305,7 +284,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	if (argc - optind >= 1)
 		snprintf(cfg->host, sizeof(cfg->host), "%s", argv[optind]);
 	if (argc - optind == 2) {
-		parse_u64("PORT", argv[optind + 1], 1, 65535);
+		num_opt("PORT", argv[optind + 1], 1, 65535);
 		snprintf(cfg->port, sizeof(cfg->port), "%s", argv[optind + 1]);
 	}
 	if (cfg->mode == ST_RAW && cfg->size_min == 0)
