@@ -19,7 +19,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 # --- 1. dependencies: install only what is missing ------------------------
 . scripts/deps.sh
-deps_install cmake make gcc libc6-dev clang libclang-rt-14-dev llvm-14 afl++ \
+deps_install cmake make gcc libc6-dev clang clang-format libclang-rt-14-dev llvm-14 afl++ \
 	libcmocka-dev libseccomp-dev valgrind netcat-openbsd socat python3 procps
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -39,26 +39,36 @@ run_ctest() { # dir, then ctest args
 mkdir -p "$root/build-ci"
 B=$root/build-ci
 
-# --- 2. release build with gcc: the whole suite -----------------------------
+# --- 2. every C file formatted as .clang-format says --------------------------
+step "clang-format"
+unformatted=()
+while IFS= read -r f; do
+	clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done < <(git ls-files '*.c' '*.h' 2>/dev/null || find src fuzz stress tests -name '*.[ch]')
+if ((${#unformatted[@]})); then
+	echo "not formatted (run clang-format -i): ${unformatted[*]}"; exit 1
+fi
+
+# --- 3. release build with gcc: the whole suite -----------------------------
 step "gcc release build"
 CC=gcc build "$B/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "ctest: gcc release"
 run_ctest "$B/gcc"
 [ "${QUICK:-0}" = 1 ] && { echo "QUICK=1: release checks only"; exit 0; }
 
-# --- 3. clang with ASan+UBSan: the whole suite ------------------------------
+# --- 4. clang with ASan+UBSan: the whole suite ------------------------------
 step "clang ASan+UBSan build"
 CC=clang build "$B/asan" -DCMAKE_BUILD_TYPE=Debug -DECHOD_ASAN=ON -DECHOD_UBSAN=ON
 step "ctest: ASan+UBSan"
 run_ctest "$B/asan"
 
-# --- 4. clang with MSan: engine, unit tests, corpus replay ------------------
+# --- 5. clang with MSan: engine, unit tests, corpus replay ------------------
 step "clang MSan build"
 CC=clang build "$B/msan" -DCMAKE_BUILD_TYPE=Debug -DECHOD_MSAN=ON
 step "ctest: MSan"
 run_ctest "$B/msan"
 
-# --- 5. Valgrind memcheck ----------------------------------------------------
+# --- 6. Valgrind memcheck ----------------------------------------------------
 # Valgrind 3.19 cannot run the seccomp() system call and gives false reports
 # in a static glibc's start-up code, so this pass uses a dynamic build
 # without the sandbox (its tests then check that --version says so); the
@@ -74,7 +84,7 @@ done
 step "Valgrind: integration and client suites (children traced)"
 ECHOD_VALGRIND=1 run_ctest "$B/vg" -L 'integration|client' -LE novalgrind
 
-# --- 6. fuzzing, time-boxed --------------------------------------------------
+# --- 7. fuzzing, time-boxed --------------------------------------------------
 step "libFuzzer (ASan+UBSan) for ${FUZZ_SECONDS}s"
 CC=clang build "$B/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECHOD_FUZZ=ON -DECHOD_ASAN=ON -DECHOD_UBSAN=ON
 rm -rf "$B/fuzz-work" && mkdir -p "$B/fuzz-work/corpus" "$B/fuzz-work/artifacts"

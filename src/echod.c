@@ -2,7 +2,9 @@
  * echod.c - main: parse the options, prepare the sandbox and the shared
  * counters, listen, and hand over to the server loop.
  */
+#define _GNU_SOURCE /* close_range */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +37,26 @@ static char *wanted(const struct echod_opts *o, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * A child may read and write any descriptor it holds (the sandbox filters
+ * system calls, not descriptors), so it must hold nothing but its client
+ * and stderr: stdin and stdout, which echod never uses, become /dev/null
+ * (not a terminal a compromised child could read), and whatever else the
+ * invoker leaked to us is closed.
+ */
+static void detach_descriptors(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	close_range(STDERR_FILENO + 1, ~0u, 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct echod_opts o;
@@ -59,6 +81,7 @@ int main(int argc, char **argv)
 	}
 
 	log_init("echod", (enum log_level)o.verbosity);
+	detach_descriptors();
 	/* A client that resets while we write must cost an EPIPE, not the
 	 * process; children inherit this. */
 	signal(SIGPIPE, SIG_IGN);

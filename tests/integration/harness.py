@@ -185,7 +185,8 @@ class Echod:
     log and to stop it."""
 
     def __init__(self, args, preexec_fn=None, wait_listen=True,
-                 valgrind=None, env=None):
+                 valgrind=None, env=None, stdin=subprocess.DEVNULL,
+                 pass_fds=()):
         self.args = list(args)
         self.lines = []
         self.cond = threading.Condition()
@@ -197,8 +198,9 @@ class Echod:
         argv = echod_argv(self.args, use_vg)
         log("start: %s" % " ".join(argv))
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, preexec_fn=preexec_fn, env=env)
+            argv, stdin=stdin, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, preexec_fn=preexec_fn, env=env,
+            pass_fds=pass_fds)
         self.pid = self.proc.pid
         _servers.append(self)
         self.reader = threading.Thread(target=self._read, daemon=True)

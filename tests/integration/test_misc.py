@@ -333,6 +333,38 @@ def case_sandbox():
         e.stop()
 
 
+def case_child_descriptors():
+    """A child may use any descriptor it holds (seccomp filters calls, not
+    descriptors): it must hold its client, stderr and /dev/null only, even
+    when echod is started with a terminal-like stdin and a leaked fd."""
+    r, w = os.pipe()
+    try:
+        e = h.Echod(["-p", "0", "-b", "127.0.0.1"], stdin=r, pass_fds=(w,))
+    finally:
+        os.close(r)
+    try:
+        s = h.connect(e.port)
+        try:
+            s.sendall(b"fds\n")
+            h.eq(h.recv_exact(s, 4), b"fds\n", "echo")
+            kid = e.wait_children(1, h.T(5))[0]
+            fds = {}
+            for fd in os.listdir("/proc/%d/fd" % kid):
+                fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (kid, fd))
+            h.log("child %d descriptors: %r" % (kid, fds))
+            h.eq(fds.get(0), "/dev/null", "child stdin")
+            h.eq(fds.get(1), "/dev/null", "child stdout")
+            h.check(2 in fds, "child has no stderr")
+            rest = [t for fd, t in fds.items() if fd > 2]
+            h.eq(len(rest), 1, "descriptors besides 0-2: %r" % rest)
+            h.check(rest[0].startswith("socket:"), "not a socket: %r" % rest)
+        finally:
+            s.close()
+    finally:
+        os.close(w)
+        e.stop()
+
+
 def case_sandbox_off():
     off, text = h.version_says_sandbox_off()
     h.check(off, "built with -DECHOD_SANDBOX=OFF but --version says: %r"
