@@ -388,6 +388,11 @@ static void check_args(void)
 	CHECK(proto_init(&p, PROTO_FRAME, 0, PROTO_MAX_MSG_MAX + 1, buf,
 			 sizeof(buf)) == PROTO_E_ARGS,
 	      "init max_msg too big");
+	CHECK(proto_init(&p, PROTO_RAW, 0, 0, NULL, 0) == PROTO_E_ARGS,
+	      "init raw max_msg 0");
+	CHECK(proto_init(&p, PROTO_RAW, 0, PROTO_MAX_MSG_MAX + 1, NULL, 0) ==
+		  PROTO_E_ARGS,
+	      "init raw max_msg too big");
 	CHECK(proto_init(&p, PROTO_LINE, 0, 1, NULL, sizeof(buf)) ==
 		  PROTO_E_ARGS,
 	      "init msgbuf NULL");
