@@ -229,13 +229,7 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 	       -1) {
 		switch (c) {
 		case 'm':
-			if (strcmp(optarg, "raw") == 0)
-				o->mode = PROTO_RAW;
-			else if (strcmp(optarg, "line") == 0)
-				o->mode = PROTO_LINE;
-			else if (strcmp(optarg, "frame") == 0)
-				o->mode = PROTO_FRAME;
-			else
+			if (parse_mode(optarg, &o->mode) < 0)
 				usage_error("invalid mode '%s' (raw, line or "
 					    "frame)",
 					    optarg);

@@ -238,13 +238,7 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 				    optarg);
 			break;
 		case 'm':
-			if (strcmp(optarg, "raw") == 0)
-				o->mode = PROTO_RAW;
-			else if (strcmp(optarg, "line") == 0)
-				o->mode = PROTO_LINE;
-			else if (strcmp(optarg, "frame") == 0)
-				o->mode = PROTO_FRAME;
-			else
+			if (parse_mode(optarg, &o->mode) < 0)
 				return fail(err, errlen,
 					    "invalid mode '%s' (expected raw, "
 					    "line or frame)",

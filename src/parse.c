@@ -55,3 +55,18 @@ int parse_delim(const char *s, uint8_t *out)
 	}
 	return -1;
 }
+
+int parse_mode(const char *s, enum proto_mode *out)
+{
+	static const char *const names[] = {[PROTO_RAW] = "raw",
+					    [PROTO_LINE] = "line",
+					    [PROTO_FRAME] = "frame"};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum proto_mode)i;
+			return 0;
+		}
+	return -1;
+}

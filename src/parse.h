@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "proto.h"
+
 /*
  * parse_u64: s is a decimal number of digits only (no sign, no spaces, no
  * base prefix, nothing after it) within [min, max]. Returns 0 and sets
@@ -21,5 +23,8 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * Returns 0 and sets *out, or -1 leaving *out alone.
  */
 int parse_delim(const char *s, uint8_t *out);
+
+/* parse_mode: "raw", "line" or "frame". Returns 0 and sets *out, or -1. */
+int parse_mode(const char *s, enum proto_mode *out);
 
 #endif /* ECHOD_PARSE_H */

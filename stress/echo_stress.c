@@ -225,17 +225,17 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 		case 's':
 			parse_size(cfg, optarg);
 			break;
-		case 'm':
-			if (!strcmp(optarg, "raw"))
-				cfg->mode = ST_RAW;
-			else if (!strcmp(optarg, "line"))
-				cfg->mode = ST_LINE;
-			else if (!strcmp(optarg, "frame"))
-				cfg->mode = ST_FRAME;
-			else
+		case 'm': {
+			enum proto_mode m;
+
+			if (parse_mode(optarg, &m) < 0)
 				bad("--mode: '%s' is not raw, line or frame",
 				    optarg);
+			cfg->mode = m == PROTO_RAW    ? ST_RAW
+				    : m == PROTO_LINE ? ST_LINE
+						      : ST_FRAME;
 			break;
+		}
 		case O_DELIM:
 			parse_delim_opt(cfg, optarg);
 			break;
