@@ -4,7 +4,9 @@ a client that never reads, descriptor flood, fork failure (SPEC section 3)."""
 import os
 import re
 import resource
+import shutil
 import socket
+import tempfile
 import threading
 import time
 
@@ -371,7 +373,19 @@ def case_fork_failure():
         os.setgid(uid)
         os.setuid(uid)
 
-    e = h.Echod(["-p", "0", "-b", "127.0.0.1"], preexec_fn=pre)
+    # The unprivileged uid must be able to reach the binary: the build tree
+    # may sit below a directory only root can enter (a clone under /root),
+    # so run a copy from a world-readable temporary directory.
+    tmp = tempfile.mkdtemp(prefix="echod-nproc-")
+    os.chmod(tmp, 0o755)
+    binary = os.path.join(tmp, "echod")
+    shutil.copy2(h.ECHOD, binary)
+    os.chmod(binary, 0o755)
+    saved, h.ECHOD = h.ECHOD, binary
+    try:
+        e = h.Echod(["-p", "0", "-b", "127.0.0.1"], preexec_fn=pre)
+    finally:
+        h.ECHOD = saved
     socks = []
     try:
         mk = e.mark()
@@ -430,6 +444,7 @@ def case_fork_failure():
         for s in socks:
             s.close()
         e.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
