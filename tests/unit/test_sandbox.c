@@ -32,20 +32,35 @@ static void child_exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
-/* Fork; the child enters the sandbox, runs fn and exits with its return
- * value. Returns the wait status. */
-static int run_sandboxed(int (*fn)(int), int arg)
+/* Fork a child that enters the sandbox, runs fn on its end of a socket
+ * pair and exits with fn's return value. Returns the pid; *peer is the
+ * parent's end. */
+static pid_t spawn_sandboxed(int (*fn)(int), int *peer)
 {
-	int st = 0;
-	pid_t pid = fork();
+	int sv[2];
+	pid_t pid;
 
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		close(sv[0]);
 		if (sandbox_enter() < 0)
 			child_exit(100);
-		child_exit(fn(arg));
+		child_exit(fn(sv[1]));
 	}
+	close(sv[1]);
+	*peer = sv[0];
+	return pid;
+}
+
+/* Reap pid, close peer, and return the wait status. */
+static int reap(pid_t pid, int peer)
+{
+	int st = 0;
+
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(peer);
 	return st;
 }
 
@@ -89,26 +104,16 @@ static int serving_calls(int fd)
 
 static void test_serving_calls_allowed(void **state)
 {
-	int sv[2], st;
+	int peer, st;
 	pid_t pid;
 	char b[8];
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(sv[0]);
-		if (sandbox_enter() < 0)
-			child_exit(100);
-		child_exit(serving_calls(sv[1]));
-	}
-	close(sv[1]);
-	assert_int_equal(read(sv[0], b, 4), 4);
+	pid = spawn_sandboxed(serving_calls, &peer);
+	assert_int_equal(read(peer, b, 4), 4);
 	assert_memory_equal(b, "ping", 4);
-	assert_int_equal(write(sv[0], "pong", 4), 4);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	close(sv[0]);
+	assert_int_equal(write(peer, "pong", 4), 4);
+	st = reap(pid, peer);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -117,6 +122,8 @@ static int show_status(int fd)
 {
 	char b;
 
+	if (write(fd, "in", 2) != 2)
+		return 1;
 	/* Wait (in an allowed call) while the parent reads our status. */
 	return read(fd, &b, 1) == 1 ? 0 : 1;
 }
@@ -124,24 +131,13 @@ static int show_status(int fd)
 static void test_seccomp_mode_2(void **state)
 {
 	char path[64], line[256];
-	int sv[2], st, seen = 0;
+	int peer, st, seen = 0;
 	FILE *f;
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(sv[0]);
-		if (sandbox_enter() < 0)
-			child_exit(100);
-		if (write(sv[1], "in", 2) != 2)
-			child_exit(1);
-		child_exit(show_status(sv[1]));
-	}
-	close(sv[1]);
-	assert_int_equal(read(sv[0], line, 2), 2);
+	pid = spawn_sandboxed(show_status, &peer);
+	assert_int_equal(read(peer, line, 2), 2);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	f = fopen(path, "r");
 	assert_non_null(f);
@@ -152,16 +148,20 @@ static void test_seccomp_mode_2(void **state)
 		}
 	fclose(f);
 	assert_true(seen);
-	assert_int_equal(write(sv[0], "x", 1), 1);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	close(sv[0]);
+	assert_int_equal(write(peer, "x", 1), 1);
+	st = reap(pid, peer);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* Each of these must kill the sandboxed process. */
-static int forbidden(int which)
+static int which_forbidden;
+
+static int forbidden(int fd)
 {
+	int which = which_forbidden;
+
+	(void)fd;
 	switch (which) {
 	case 0:
 		return (int)syscall(SYS_getppid);
@@ -186,11 +186,14 @@ static int forbidden(int which)
 
 static void test_other_calls_killed(void **state)
 {
-	int which, st;
+	int which, st, peer;
+	pid_t pid;
 
 	(void)state;
 	for (which = 0; which <= 8; which++) {
-		st = run_sandboxed(forbidden, which);
+		which_forbidden = which; /* read by the forked child */
+		pid = spawn_sandboxed(forbidden, &peer);
+		st = reap(pid, peer);
 		print_message("forbidden call %d: status 0x%x\n", which, st);
 		assert_true(WIFSIGNALED(st));
 		assert_int_equal(WTERMSIG(st), SIGSYS);
