@@ -200,9 +200,17 @@ static int parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
+/* An argument as error messages quote it: escaped and cut, since it may
+ * hold a newline or a terminal escape sequence. buf: PARSE_ESC_SIZE bytes. */
+static const char *esc(char *buf, const char *arg)
+{
+	return parse_escape(buf, PARSE_ESC_SIZE, arg, PARSE_ESC_CUT);
+}
+
 static void parse_args(int argc, char **argv, struct client_opts *o)
 {
 	enum { OPT_DELIM = 256, OPT_MAX_MSG, OPT_VERSION };
+	static const char shortopts[] = ":m:n:t:h";
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, 'm'},
 	    {"delim", required_argument, NULL, OPT_DELIM},
@@ -213,6 +221,7 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
+	char q[PARSE_ESC_SIZE], why[256];
 	uint64_t v;
 	int c;
 
@@ -225,42 +234,49 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 	o->port = CLIENT_PORT_DEFAULT;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:n:t:h", longopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (parse_mode(optarg, &o->mode) < 0)
 				usage_error("invalid mode '%s' (raw, line or "
 					    "frame)",
-					    optarg);
+					    esc(q, optarg));
 			o->mode_set = 1;
 			break;
 		case OPT_DELIM:
-			if (parse_delim(optarg, &o->delim) < 0)
+			switch (parse_delim(optarg, &o->delim)) {
+			case 0:
+				break;
+			case PARSE_DELIM_SPLITS_REPLY:
+				usage_error("invalid delimiter "
+					    "'%s': " PARSE_DELIM_SPLITS_WHY,
+					    esc(q, optarg));
+			default:
 				usage_error("invalid delimiter '%s' (lf, nul, "
 					    "0xNN or one character)",
-					    optarg);
+					    esc(q, optarg));
+			}
 			o->delim_set = 1;
 			break;
 		case 'n':
 			if (parse_u64(optarg, 1, UINT64_MAX, &v) < 0)
 				usage_error("invalid count '%s' (a number of "
 					    "messages, at least 1)",
-					    optarg);
+					    esc(q, optarg));
 			o->count = v;
 			break;
 		case OPT_MAX_MSG:
 			if (parse_u64(optarg, PROTO_MAX_MSG_MIN,
 				      PROTO_MAX_MSG_MAX, &v) < 0)
 				usage_error("invalid --max-msg '%s' (1 to %u)",
-					    optarg, PROTO_MAX_MSG_MAX);
+					    esc(q, optarg), PROTO_MAX_MSG_MAX);
 			o->max_msg = (uint32_t)v;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &o->timeout_ms) < 0)
 				usage_error("invalid timeout '%s' (seconds, 0 "
 					    "to 86400)",
-					    optarg);
+					    esc(q, optarg));
 			break;
 		case 'h':
 			usage(stdout);
@@ -268,13 +284,13 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 		case OPT_VERSION:
 			printf(PROG " (echod) " ECHOD_VERSION "\n");
 			exit(0);
-		case ':':
-			usage_error("option '%s' needs a value",
-				    argv[optind - 1]);
 		default:
-			if (optopt > 0 && optopt < 256)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			/* '?' or ':'; opterr = 0 keeps getopt's own message,
+			 * which would show the argument raw, off stderr. */
+			parse_getopt_error(why, sizeof(why), c, optopt,
+					   argv[optind - 1], shortopts,
+					   longopts);
+			usage_error("%s", why);
 		}
 	}
 	if (o->delim_set) {
@@ -287,14 +303,15 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 	if (optind < argc)
 		o->port = argv[optind++];
 	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
+		usage_error("unexpected argument '%s'", esc(q, argv[optind]));
 	if (o->host[0] == '\0')
 		usage_error("empty host name");
 	/* A numeric port is checked here so that "80x" or "70000" is a usage
 	 * error; anything else is a service name for getaddrinfo. */
 	if (o->port[0] >= '0' && o->port[0] <= '9') {
 		if (parse_u64(o->port, 1, 65535, &v) < 0)
-			usage_error("invalid port '%s' (1 to 65535)", o->port);
+			usage_error("invalid port '%s' (1 to 65535)",
+				    esc(q, o->port));
 	} else if (o->port[0] == '\0') {
 		usage_error("empty port");
 	}
@@ -443,8 +460,13 @@ static void client_connect(struct client *c)
 	 * the loopback, which is exactly where a test server listens. */
 	r = getaddrinfo(h, c->o.port, &hints, &res);
 	if (r != 0) {
-		errx_line("resolve %s port %s: %s", c->o.host, c->o.port,
-			  r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		const char *why =
+		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r);
+		char qh[PARSE_ESC_SIZE], qp[PARSE_ESC_SIZE];
+
+		/* HOST and PORT are arguments too: quoted escaped. */
+		errx_line("resolve %s port %s: %s", esc(qh, c->o.host),
+			  esc(qp, c->o.port), why);
 		exit(1);
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {

@@ -167,10 +167,18 @@ static int parse_bind(struct echod_opts *o, const char *s)
 	return -1;
 }
 
+/* An argument as error messages quote it: escaped and cut, since it may
+ * hold a newline or a terminal escape sequence. buf: PARSE_ESC_SIZE bytes. */
+static const char *esc(char *buf, const char *arg)
+{
+	return parse_escape(buf, PARSE_ESC_SIZE, arg, PARSE_ESC_CUT);
+}
+
 /* Parse a number option; on error the message names the option. */
 static int num_opt(const char *what, const char *arg, unsigned long min,
 		   unsigned long max, uint32_t *out, char *err, size_t errlen)
 {
+	char q[PARSE_ESC_SIZE];
 	uint64_t v = 0;
 
 	if (parse_u64(arg, min, max, &v) == 0) {
@@ -178,38 +186,13 @@ static int num_opt(const char *what, const char *arg, unsigned long min,
 		return 0;
 	}
 	return fail(err, errlen, "invalid %s '%s' (expected %lu-%lu)", what,
-		    arg, min, max);
-}
-
-/* Why getopt_long refused a long option: unknown, ambiguous prefix, or an
- * argument given to a flag. */
-static int bad_long(const char *word, char *err, size_t errlen)
-{
-	const char *name = word + 2, *eq = strchr(name, '=');
-	size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-	size_t i, matches = 0;
-
-	for (i = 0; long_opts[i].name != NULL; i++) {
-		if (strncmp(long_opts[i].name, name, len) != 0)
-			continue;
-		if (long_opts[i].name[len] == '\0') {
-			matches = 1;
-			break;
-		}
-		matches++;
-	}
-	if (matches > 1)
-		return fail(err, errlen, "ambiguous option '%.*s'",
-			    (int)len + 2, word);
-	if (matches == 1 && eq != NULL)
-		return fail(err, errlen, "option '%.*s' takes no argument",
-			    (int)len + 2, word);
-	return fail(err, errlen, "unknown option '%s'", word);
+		    esc(q, arg), min, max);
 }
 
 int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 	       size_t errlen)
 {
+	char q[PARSE_ESC_SIZE];
 	uint32_t v = 0;
 	int c;
 
@@ -235,22 +218,31 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 				    err, errlen,
 				    "invalid bind address '%s' "
 				    "(expected an IPv4 or IPv6 address)",
-				    optarg);
+				    esc(q, optarg));
 			break;
 		case 'm':
 			if (parse_mode(optarg, &o->mode) < 0)
 				return fail(err, errlen,
 					    "invalid mode '%s' (expected raw, "
 					    "line or frame)",
-					    optarg);
+					    esc(q, optarg));
 			break;
 		case OPT_DELIM:
-			if (parse_delim(optarg, &o->delim) < 0)
+			switch (parse_delim(optarg, &o->delim)) {
+			case 0:
+				break;
+			case PARSE_DELIM_SPLITS_REPLY:
+				return fail(err, errlen,
+					    "invalid delimiter "
+					    "'%s': " PARSE_DELIM_SPLITS_WHY,
+					    esc(q, optarg));
+			default:
 				return fail(err, errlen,
 					    "invalid delimiter '%s' (expected "
 					    "lf, nul, 0xNN or a single "
 					    "character)",
-					    optarg);
+					    esc(q, optarg));
+			}
 			break;
 		case OPT_MAX_MSG:
 			if (num_opt("max-msg", optarg, PROTO_MAX_MSG_MIN,
@@ -298,24 +290,17 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 		case OPT_VERSION:
 			o->version = 1;
 			return 0;
-		case ':':
-			/* The option word is the last one getopt consumed. */
-			return fail(err, errlen,
-				    "option '%s' requires an argument",
-				    argv[optind - 1]);
 		default:
-			/* '?'. For a long option optopt is 0 (or the option's
-			 * value when it was given an argument it does not
-			 * take) and the word is argv[optind - 1]. */
-			if (optopt != 0 && optopt < 256 &&
-			    argv[optind - 1][1] != '-')
-				return fail(err, errlen, "unknown option '-%c'",
-					    optopt);
-			return bad_long(argv[optind - 1], err, errlen);
+			/* '?' or ':'; opterr = 0 keeps getopt's own message,
+			 * which would show the argument raw, off stderr. */
+			parse_getopt_error(err, errlen, c, optopt,
+					   argv[optind - 1], short_opts,
+					   long_opts);
+			return -1;
 		}
 	}
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
-			    argv[optind]);
+			    esc(q, argv[optind]));
 	return 0;
 }

@@ -4,6 +4,8 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,26 +36,34 @@ static int hexval(char c)
 	return -1;
 }
 
+int parse_delim_splits_reply(uint8_t d)
+{
+	/* The reply's bytes only: its terminating NUL is no part of it, so
+	 * "nul" stays a valid delimiter. */
+	return memchr(PROTO_ERR_TOO_LONG, d, PROTO_ERR_TOO_LONG_LEN) != NULL;
+}
+
 int parse_delim(const char *s, uint8_t *out)
 {
-	if (strcmp(s, "lf") == 0) {
-		*out = '\n';
-		return 0;
-	}
-	if (strcmp(s, "nul") == 0) {
-		*out = '\0';
-		return 0;
-	}
-	if (s[0] != '\0' && s[1] == '\0') {
-		*out = (uint8_t)s[0];
-		return 0;
-	}
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hexval(s[2]) >= 0 &&
-	    hexval(s[3]) >= 0 && s[4] == '\0') {
-		*out = (uint8_t)(hexval(s[2]) << 4 | hexval(s[3]));
-		return 0;
-	}
-	return -1;
+	uint8_t d;
+
+	/* The words first: "lf" and "nul" are spellings of 0x0a and 0x00,
+	 * not of their letters. */
+	if (strcmp(s, "lf") == 0)
+		d = '\n';
+	else if (strcmp(s, "nul") == 0)
+		d = '\0';
+	else if (s[0] != '\0' && s[1] == '\0')
+		d = (uint8_t)s[0];
+	else if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') &&
+		 hexval(s[2]) >= 0 && hexval(s[3]) >= 0 && s[4] == '\0')
+		d = (uint8_t)(hexval(s[2]) << 4 | hexval(s[3]));
+	else
+		return PARSE_DELIM_BAD;
+	if (parse_delim_splits_reply(d))
+		return PARSE_DELIM_SPLITS_REPLY;
+	*out = d;
+	return 0;
 }
 
 int parse_mode(const char *s, enum proto_mode *out)
@@ -69,4 +79,124 @@ int parse_mode(const char *s, enum proto_mode *out)
 			return 0;
 		}
 	return -1;
+}
+
+char *parse_escape_bytes(char *dst, size_t dstlen, const void *src, size_t n,
+			 size_t cut)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = src;
+	size_t i, o = 0;
+
+	if (dstlen == 0)
+		return dst;
+	for (i = 0; i < n && i < cut; i++) {
+		char e[4];
+		size_t el = 0;
+		unsigned char c = s[i];
+
+		if (c == '\n' || c == '\t' || c == '\r' || c == '\\' ||
+		    c == '"') {
+			e[el++] = '\\';
+			e[el++] = c == '\n'   ? 'n'
+				  : c == '\t' ? 't'
+				  : c == '\r' ? 'r'
+					      : (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			e[el++] = '\\';
+			e[el++] = 'x';
+			e[el++] = hex[c >> 4];
+			e[el++] = hex[c & 15];
+		} else {
+			e[el++] = (char)c;
+		}
+		if (o + el + 4 > dstlen) /* room for "..." and NUL */
+			break;
+		memcpy(dst + o, e, el);
+		o += el;
+	}
+	if (i < n && o + 4 <= dstlen) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+char *parse_escape(char *dst, size_t dstlen, const char *src, size_t cut)
+{
+	/* One byte past the cut is enough to know whether to add "...", and
+	 * spares scanning a huge argument. */
+	size_t n = cut < SIZE_MAX ? strnlen(src, cut + 1) : strlen(src);
+
+	return parse_escape_bytes(dst, dstlen, src, n, cut);
+}
+
+__attribute__((format(printf, 3, 4))) static void say(char *dst, size_t dstlen,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (dst == NULL || dstlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dst, dstlen, fmt, ap);
+	va_end(ap);
+}
+
+void parse_getopt_error(char *dst, size_t dstlen, int c, int opt,
+			const char *word, const char *shortopts,
+			const struct option *longopts)
+{
+	char q[PARSE_ESC_SIZE];
+	const char *name, *eq;
+	size_t len, i, matches = 0;
+	int is_long;
+
+	/* word is a long option when it starts with "--" and is the word
+	 * refused: with '?' a short option char that is not in shortopts
+	 * means "-x" was refused inside a word getopt has not left, and word
+	 * is the one before it ("--verbose -x"). A known short char in optopt
+	 * with '?' is a long option given a value it does not take. */
+	is_long = strncmp(word, "--", 2) == 0 &&
+		  (c == ':' || opt == 0 || opt >= 256 ||
+		   (opt != ':' && strchr(shortopts, opt) != NULL));
+	if (!is_long) {
+		char w[2] = {'-', (char)opt};
+
+		parse_escape_bytes(q, sizeof(q), w, sizeof(w), PARSE_ESC_CUT);
+		if (c == ':')
+			say(dst, dstlen, "option '%s' requires an argument", q);
+		else
+			say(dst, dstlen, "unknown option '%s'", q);
+		return;
+	}
+	name = word + 2;
+	eq = strchr(name, '=');
+	len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+	parse_escape_bytes(q, sizeof(q), word, len + 2, PARSE_ESC_CUT);
+	if (c == ':') {
+		say(dst, dstlen, "option '%s' requires an argument", q);
+		return;
+	}
+	/* getopt_long says only '?' (optopt 0) for an unknown name and for
+	 * an ambiguous prefix; the table tells them apart. */
+	for (i = 0; longopts[i].name != NULL; i++) {
+		if (strncmp(longopts[i].name, name, len) != 0)
+			continue;
+		if (longopts[i].name[len] == '\0') {
+			matches = 1;
+			break;
+		}
+		matches++;
+	}
+	if (matches > 1) {
+		say(dst, dstlen, "ambiguous option '%s'", q);
+	} else if (matches == 1 && eq != NULL) {
+		say(dst, dstlen, "option '%s' takes no argument", q);
+	} else {
+		/* The whole word, "=value" too: it may be what is wrong. */
+		parse_escape(q, sizeof(q), word, PARSE_ESC_CUT);
+		say(dst, dstlen, "unknown option '%s'", q);
+	}
 }

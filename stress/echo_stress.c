@@ -86,34 +86,43 @@ bad(const char *fmt, ...)
 	exit(2);
 }
 
+/* An argument as error messages quote it: escaped and cut, since it may
+ * hold a newline or a terminal escape sequence. buf: PARSE_ESC_SIZE bytes. */
+static const char *esc(char *buf, const char *arg)
+{
+	return parse_escape(buf, PARSE_ESC_SIZE, arg, PARSE_ESC_CUT);
+}
+
 static uint64_t num_opt(const char *opt, const char *s, uint64_t lo,
 			uint64_t hi)
 {
+	char q[PARSE_ESC_SIZE];
 	uint64_t v;
 
 	if (parse_u64(s, lo, hi, &v) < 0)
-		bad("%s: '%s' is not a whole number from %llu to %llu", opt, s,
-		    (unsigned long long)lo, (unsigned long long)hi);
+		bad("%s: '%s' is not a whole number from %llu to %llu", opt,
+		    esc(q, s), (unsigned long long)lo, (unsigned long long)hi);
 	return v;
 }
 
 static double parse_pos(const char *opt, const char *s, double hi)
 {
+	char q[PARSE_ESC_SIZE];
 	char *end;
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !(v > 0) || v > hi)
-		bad("%s: '%s' is not a number above 0 and at most %g", opt, s,
-		    hi);
+		bad("%s: '%s' is not a number above 0 and at most %g", opt,
+		    esc(q, s), hi);
 	return v;
 }
 
 static void parse_size(struct st_config *cfg, const char *s)
 {
 	const char *dash = strchr(s, '-');
-	char lo[32];
+	char lo[32], q[PARSE_ESC_SIZE];
 
 	if (!dash) {
 		cfg->size_min = cfg->size_max =
@@ -121,7 +130,7 @@ static void parse_size(struct st_config *cfg, const char *s)
 		return;
 	}
 	if ((size_t)(dash - s) >= sizeof(lo) || dash == s)
-		bad("--size: '%s' is not B or MIN-MAX", s);
+		bad("--size: '%s' is not B or MIN-MAX", esc(q, s));
 	memcpy(lo, s, (size_t)(dash - s));
 	lo[dash - s] = 0;
 	cfg->size_min = (uint32_t)num_opt("--size", lo, 0, ST_MAX_SIZE);
@@ -133,25 +142,37 @@ static void parse_size(struct st_config *cfg, const char *s)
 
 static void parse_delim_opt(struct st_config *cfg, const char *s)
 {
-	if (parse_delim(s, &cfg->delim) < 0)
-		bad("--delim: '%s' is not lf, nul, 0xNN or one character", s);
+	char q[PARSE_ESC_SIZE];
+
+	switch (parse_delim(s, &cfg->delim)) {
+	case 0:
+		return;
+	case PARSE_DELIM_SPLITS_REPLY:
+		bad("--delim: invalid delimiter '%s': " PARSE_DELIM_SPLITS_WHY,
+		    esc(q, s));
+	default:
+		bad("--delim: '%s' is not lf, nul, 0xNN or one character",
+		    esc(q, s));
+	}
 }
 
 static void parse_abuse(struct st_config *cfg, const char *s)
 {
 	const char *eq = strchr(s, '=');
+	char q[PARSE_ESC_SIZE];
 	int k;
 
 	if (!eq)
-		bad("--abuse: '%s' is not KIND=N", s);
+		bad("--abuse: '%s' is not KIND=N", esc(q, s));
 	for (k = 1; k < K_NKINDS; k++)
 		if ((size_t)(eq - s) == strlen(kind_names[k]) &&
 		    !strncmp(s, kind_names[k], (size_t)(eq - s)))
 			break;
 	if (k == K_NKINDS)
-		bad("--abuse: unknown kind '%.*s' (slowloris, noread, idle, "
+		bad("--abuse: unknown kind '%s' (slowloris, noread, idle, "
 		    "reset, oversize)",
-		    (int)(eq - s), s);
+		    parse_escape_bytes(q, sizeof(q), s, (size_t)(eq - s),
+				       PARSE_ESC_CUT));
 	cfg->abuse[k] += (unsigned)num_opt("--abuse", eq + 1, 1, 100000);
 }
 
@@ -170,6 +191,7 @@ enum {
 
 static void parse_args(struct st_config *cfg, int argc, char **argv)
 {
+	static const char shortopts[] = ":c:j:d:n:s:m:h";
 	static const struct option lo[] = {
 	    {"connections", required_argument, NULL, 'c'},
 	    {"workers", required_argument, NULL, 'j'},
@@ -190,6 +212,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char q[PARSE_ESC_SIZE], why[256];
 	int o, workers_set = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -203,8 +226,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
 	snprintf(cfg->port, sizeof(cfg->port), ST_DEFAULT_PORT);
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":c:j:d:n:s:m:h", lo, NULL)) !=
-	       -1) {
+	while ((o = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			cfg->conns = (unsigned)num_opt("--connections", optarg,
@@ -230,7 +252,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 
 			if (parse_mode(optarg, &m) < 0)
 				bad("--mode: '%s' is not raw, line or frame",
-				    optarg);
+				    esc(q, optarg));
 			cfg->mode = m == PROTO_RAW    ? ST_RAW
 				    : m == PROTO_LINE ? ST_LINE
 						      : ST_FRAME;
@@ -273,14 +295,16 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			bad("option '%s' needs a value", argv[optind - 1]);
 		default:
-			bad("unknown option '%s'", argv[optind - 1]);
+			/* '?' or ':'; opterr = 0 keeps getopt's own message,
+			 * which would show the argument raw, off stderr. */
+			parse_getopt_error(why, sizeof(why), o, optopt,
+					   argv[optind - 1], shortopts, lo);
+			bad("%s", why);
 		}
 	}
 	if (argc - optind > 2)
-		bad("too many arguments: '%s'", argv[optind + 2]);
+		bad("too many arguments: '%s'", esc(q, argv[optind + 2]));
 	if (argc - optind >= 1)
 		snprintf(cfg->host, sizeof(cfg->host), "%s", argv[optind]);
 	if (argc - optind == 2) {
@@ -309,6 +333,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 static void resolve(struct st_config *cfg)
 {
 	struct addrinfo hints, *ai;
+	char qh[PARSE_ESC_SIZE], qp[PARSE_ESC_SIZE];
 	int r;
 
 	memset(&hints, 0, sizeof(hints));
@@ -320,8 +345,8 @@ static void resolve(struct st_config *cfg)
 		r = getaddrinfo(cfg->host, cfg->port, &hints, &ai);
 	}
 	if (r != 0)
-		bad("cannot resolve '%s' port '%s': %s", cfg->host, cfg->port,
-		    gai_strerror(r));
+		bad("cannot resolve '%s' port '%s': %s", esc(qh, cfg->host),
+		    esc(qp, cfg->port), gai_strerror(r));
 	memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
 	cfg->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);

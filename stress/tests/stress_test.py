@@ -316,6 +316,72 @@ def case_bad_options():
           "--connect-rate" in r.stdout, "--help prints the usage, exit 0")
 
 
+def run_usage(args):
+    """echo-stress with args that must be refused before anything runs:
+    (exit status, stderr bytes, stdout bytes)."""
+    r = subprocess.run([ARGS.stress] + args, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    return r.returncode, r.stderr, r.stdout
+
+
+def case_delim_splits_reply():
+    # A delimiter that occurs in echod's reply "ERR too long" would split
+    # that reply (--abuse oversize gets one per message): every byte of
+    # it, as one character and as 0xNN in both cases, is a usage error.
+    for b in sorted(set("ERR too long")):
+        for spelling in (b, "0x%02x" % ord(b), "0X%02X" % ord(b)):
+            rc, err, out = run_usage(["-m", "line", "--delim", spelling,
+                                      "127.0.0.1", "1"])
+            lines = err.decode("ascii", "replace").splitlines()
+            want = ("echo-stress: --delim: invalid delimiter '%s': it occurs"
+                    " in the reply \"ERR too long\" and would split it"
+                    % spelling)
+            check(rc == 2 and len(lines) == 2 and lines[0] == want and
+                  "--help" in lines[1] and out == b"",
+                  "--delim %r -> exit 2, the reason and a hint (got %d: %r)"
+                  % (spelling, rc, lines))
+    # The words lf and nul are made of such letters but are fine.
+    for spelling in ("lf", "nul", ";", "|", "0x0a", "0x00"):
+        rc, err, out = run_usage(["--delim", spelling, "--help"])
+        check(rc == 0, "--delim %r --help -> exit 0 (got %d: %r)" %
+              (spelling, rc, err[:200]))
+
+
+def case_option_escape():
+    # An error quotes the bad argument escaped, never a raw newline or
+    # terminal escape; a long one is cut with "...".
+    cases = [
+        (["-c", "1\n\x1b[2J"], r"--connections: '1\\n\\x1b\[2J' is .*"),
+        (["-d", "\x1b"], r"--duration: '\\x1b' is .*"),
+        (["-s", "\r-\x7f"], r"--size: '\\r' is .*"),
+        (["-s", "1\t"], r"--size: '1\\t' is .*"),
+        (["-m", "line\n"], r"--mode: 'line\\n' is .*"),
+        (["--delim", "\n\x1b"], r"--delim: '\\n\\x1b' is .*"),
+        (["--abuse", "idle\n"], r"--abuse: 'idle\\n' is not KIND=N"),
+        (["--abuse", "\x1bx=1"], r"--abuse: unknown kind '\\x1bx' .*"),
+        (["--abuse", "idle=\n"], r"--abuse: '\\n' is .*"),
+        (["a", "1", "x\ny"], r"too many arguments: 'x\\ny'"),
+        (["h\x1b", "1\n"], r"PORT: '1\\n' is .*"),
+        (["--bogus\x1b\n"], r"unknown option '--bogus\\x1b\\n'"),
+        (["-\x1b"], r"unknown option '-\\x1b'"),
+        (["-d", "1", "-x5"], r"unknown option '-x'"),
+        (["-c", "\x1b" * 300], r"--connections: '(\\x1b)+\.\.\.' is not "
+         r"a whole number .*"),
+        (["no\x1b[31m.invalid\n", "1"],
+         r"cannot resolve 'no\\x1b\[31m\.invalid\\n' port '1': .*"),
+    ]
+    for args, rx in cases:
+        rc, err, out = run_usage(args)
+        what = ascii(args)[:80]
+        raw = sorted({b for b in err if (b < 0x20 and b != 0x0a) or b >= 0x7f})
+        lines = err.decode("ascii", "replace").splitlines()
+        check(rc == 2 and not raw and len(lines) == 2 and
+              "--help" in lines[1] and
+              re.fullmatch("echo-stress: " + rx, lines[0]) is not None,
+              "%s -> exit 2, argument escaped (/%s/) (got %d: %r)" %
+              (what, rx, rc, err[:160]))
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()

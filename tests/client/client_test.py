@@ -576,6 +576,71 @@ def case_bad_options():
         check_eq(out, b"", "stdout of %r" % args)
 
 
+def case_delim_splits_reply():
+    # A delimiter that occurs in echod's reply "ERR too long" would split
+    # that reply into two answers: every byte of it, as one character and
+    # as 0xNN in both cases, is refused before anything is sent (the port
+    # is closed: a client that went ahead would exit 1, "refused").
+    port = closed_port()
+    for b in sorted(set("ERR too long")):
+        for spelling in (b, "0x%02x" % ord(b), "0X%02X" % ord(b)):
+            args = ["--delim", spelling, "127.0.0.1", str(port)]
+            rc, out, err = run_client(args, b"x\n")
+            lines = err.decode(errors="replace").splitlines()
+            check_eq(rc, 2, "exit status of %r" % args)
+            check(len(lines) == 2 and "--help" in lines[1],
+                  "stderr of %r: want a line and a usage hint, got %r" %
+                  (args, lines))
+            check_eq(lines[0], "echo-client: invalid delimiter '%s': it "
+                     "occurs in the reply \"ERR too long\" and would split "
+                     "it" % spelling, "error line of %r" % args)
+            check_eq(out, b"", "stdout of %r" % args)
+    # The words lf and nul are made of such letters but are fine.
+    for spelling in ("lf", "nul", ";", "|", "0x0a", "0x00"):
+        rc, out, err = run_client(["--delim", spelling, "--help"])
+        check_eq(rc, 0, "--delim %s --help: exit status (stderr %r)" %
+                 (spelling, err))
+
+
+def case_option_escape():
+    # An error quotes the bad argument escaped, never a raw newline or
+    # terminal escape; a long one is cut with "...".
+    cases = [
+        (["-m", "raw\n\x1b[2J"], r"invalid mode 'raw\\n\\x1b\[2J' .*"),
+        (["--delim", "\n\x1b"], r"invalid delimiter '\\n\\x1b' .*"),
+        (["-n", "1\r\x7f"], r"invalid count '1\\r\\x7f' .*"),
+        (["--max-msg", "\t9"], r"invalid --max-msg '\\t9' .*"),
+        (["-t", "\x1b"], r"invalid timeout '\\x1b' .*"),
+        (["127.0.0.1", "80\n\x1b"], r"invalid port '80\\n\\x1b' .*"),
+        (["a", "1", "x\ny"], r"unexpected argument 'x\\ny'"),
+        (["--bogus\x1b\n"], r"unknown option '--bogus\\x1b\\n'"),
+        (["-\x1b"], r"unknown option '-\\x1b'"),
+        (["-m", "\x1b" * 300], r"invalid mode '(\\x1b)+\.\.\.' \(raw, "
+         r"line or frame\)"),
+    ]
+    for args, rx in cases:
+        rc, out, err = run_client(args, b"x\n")
+        what = ascii(args)[:80]
+        check_eq(rc, 2, "exit status of %s" % what)
+        raw = sorted({b for b in err if (b < 0x20 and b != 0x0a) or b >= 0x7f})
+        check(not raw, "%s: raw bytes %r on stderr: %r" %
+              (what, raw, err[:100]))
+        lines = err.decode("ascii", "replace").splitlines()
+        check(len(lines) == 2 and "--help" in lines[1],
+              "stderr of %s: want a line and a usage hint, got %r" %
+              (what, lines))
+        check(re.fullmatch("echo-client: " + rx, lines[0]),
+              "%s: %r does not show the argument escaped (/%s/)" %
+              (what, lines[0][:160], rx))
+    # HOST and PORT reach the resolver's error message too (exit 1).
+    rc, out, err = run_client(["no\x1b[31m.invalid\n", "echo\x1b"], b"x\n")
+    check_eq(rc, 1, "exit status of an unresolvable host")
+    check(all(b >= 0x20 and b < 0x7f for b in err.rstrip(b"\n")),
+          "raw bytes on stderr: %r" % err[:200])
+    check(b"no\\x1b[31m.invalid\\n port echo\\x1b" in err,
+          "host and port not shown escaped: %r" % err[:200])
+
+
 def case_help_version():
     rc, out, err = run_client(["--help"])
     check_eq(rc, 0, "--help exit status")

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -250,6 +251,154 @@ static void test_delim(void **state)
 	}
 }
 
+/*
+ * A delimiter that occurs in the reply "ERR too long" would split that reply
+ * into two messages: refused in every spelling, the message says why, and
+ * the words lf and nul (whose letters are in the reply) stay valid.
+ */
+static void test_delim_splits_reply(void **state)
+{
+	static const char reply_bytes[] = "ERRtolng "; /* each distinct byte */
+	static const struct {
+		const char *arg;
+		uint8_t want;
+	} ok[] = {
+	    {"lf", '\n'}, {"nul", 0}, {";", ';'},     {"0x0a", '\n'},
+	    {"0x00", 0},  {"|", '|'}, {"0X0A", '\n'}, {"e", 'e'},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; reply_bytes[i] != '\0'; i++) {
+		const unsigned char b = (unsigned char)reply_bytes[i];
+		char spell[3][8];
+		size_t k;
+
+		snprintf(spell[0], sizeof(spell[0]), "%c", b);
+		snprintf(spell[1], sizeof(spell[1]), "0x%02x", b);
+		snprintf(spell[2], sizeof(spell[2]), "0X%02X", b);
+		for (k = 0; k < 3; k++) {
+			struct echod_opts o;
+			char err[256], want[128];
+			int r = parse(&o, err, sizeof(err), "-m", "line",
+				      "--delim", spell[k], NULL);
+
+			print_message("--delim '%s'\n", spell[k]);
+			assert_int_equal(r, -1);
+			snprintf(want, sizeof(want),
+				 "invalid delimiter '%s': it occurs in the "
+				 "reply \"ERR too long\" and would split it",
+				 spell[k]);
+			assert_string_equal(err, want);
+		}
+	}
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct echod_opts o;
+		char err[256];
+
+		print_message("--delim '%s'\n", ok[i].arg);
+		assert_int_equal(
+		    parse(&o, err, sizeof(err), "--delim", ok[i].arg, NULL), 0);
+		assert_int_equal(o.delim, ok[i].want);
+	}
+}
+
+/* No byte a terminal would act on (below 0x20, DEL and above). */
+static void assert_printable(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			fail_msg("byte 0x%02x in \"%s\"", *p, s);
+}
+
+/*
+ * Every error message that quotes an argument shows it escaped: a newline
+ * or an ESC in an argument must not reach the terminal.
+ */
+static void test_errors_escape_arguments(void **state)
+{
+	static const struct {
+		const char *args[3];
+		const char *want; /* a substring of the message */
+	} cases[] = {
+	    {{"-p", "8\n0\x1b"}, "invalid port '8\\n0\\x1b'"},
+	    {{"--max-msg", "\n\x1b"}, "invalid max-msg '\\n\\x1b'"},
+	    {{"-c", "\n\x1b"}, "invalid max-conns '\\n\\x1b'"},
+	    {{"--max-per-ip", "\n\x1b"}, "invalid max-per-ip '\\n\\x1b'"},
+	    {{"-t", "\n\x1b"}, "invalid idle-timeout '\\n\\x1b'"},
+	    {{"--backlog", "\n\x1b"}, "invalid backlog '\\n\\x1b'"},
+	    {{"--shutdown-timeout", "\n\x1b"},
+	     "invalid shutdown-timeout '\\n\\x1b'"},
+	    {{"-b", "\x1b[31m::1\n"}, "invalid bind address '\\x1b[31m::1\\n'"},
+	    {{"-m", "raw\n\x1b"}, "invalid mode 'raw\\n\\x1b'"},
+	    {{"--delim", "\n\x1b"}, "invalid delimiter '\\n\\x1b'"},
+	    {{"--delim", "\x7f\xff"}, "invalid delimiter '\\x7f\\xff'"},
+	    {{"extra\n\x1b"}, "unexpected argument 'extra\\n\\x1b'"},
+	    {{"--bogus\n\x1b"}, "unknown option '--bogus\\n\\x1b'"},
+	    {{"--quiet=\n\x1b"}, "option '--quiet' takes no argument"},
+	    {{"-\x1b"}, "unknown option '-\\x1b'"},
+	    {{"-q\n"}, "unknown option '-\\n'"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *a = cases[i].args;
+		struct echod_opts o;
+		char err[256];
+
+		print_message("case %zu: %s\n", i, cases[i].want);
+		assert_int_equal(parse(&o, err, sizeof(err), a[0], a[1], a[2]),
+				 -1);
+		assert_non_null(strstr(err, cases[i].want));
+		assert_printable(err);
+	}
+}
+
+/* A long argument is cut ("...") so that the message still says what was
+ * expected within the caller's 256-byte line, whatever its bytes. */
+static void test_errors_cut_long_arguments(void **state)
+{
+	char arg[1000], err[256];
+	struct echod_opts o;
+	int fill;
+
+	(void)state;
+	for (fill = 0; fill < 2; fill++) {
+		memset(arg, fill ? 0x1b : 'a', sizeof(arg) - 1);
+		arg[sizeof(arg) - 1] = '\0';
+		assert_int_equal(parse(&o, err, sizeof(err), "-p", arg, NULL),
+				 -1);
+		print_message("%s\n", err);
+		assert_non_null(strstr(err, "...' (expected 0-65535)"));
+		assert_printable(err);
+		assert_int_equal(
+		    parse(&o, err, sizeof(err), "--delim", arg, NULL), -1);
+		assert_non_null(strstr(err, "...' (expected lf, nul"));
+		assert_non_null(strstr(err, "character)"));
+	}
+}
+
+/* getopt_long has not left "-x5" when it refuses x: the message names
+ * "-x", not the argument before it. */
+static void test_unknown_short_inside_word(void **state)
+{
+	struct echod_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "--verbose", "-xq", NULL),
+			 -1);
+	assert_string_equal(err, "unknown option '-x'");
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", "80", "-x5", NULL),
+			 -1);
+	assert_string_equal(err, "unknown option '-x'");
+	assert_int_equal(parse(&o, err, sizeof(err), "--help=1", NULL), -1);
+	assert_string_equal(err, "option '--help' takes no argument");
+}
+
 static void test_mode_and_bind(void **state)
 {
 	struct echod_opts o;
@@ -352,6 +501,10 @@ int main(void)
 	    cmocka_unit_test(test_numbers),
 	    cmocka_unit_test(test_port_message),
 	    cmocka_unit_test(test_delim),
+	    cmocka_unit_test(test_delim_splits_reply),
+	    cmocka_unit_test(test_errors_escape_arguments),
+	    cmocka_unit_test(test_errors_cut_long_arguments),
+	    cmocka_unit_test(test_unknown_short_inside_word),
 	    cmocka_unit_test(test_mode_and_bind),
 	    cmocka_unit_test(test_bad_usage),
 	    cmocka_unit_test(test_help_version),
