@@ -82,16 +82,17 @@ int main(int argc, char **argv)
 
 	log_init("echod", (enum log_level)o.verbosity);
 	detach_descriptors();
+	if (log_set_nonblocking() < 0)
+		log_warn("stderr stays blocking: a stalled terminal can stall "
+			 "echod");
 	/* A client that resets while we write must cost an EPIPE, not the
 	 * process; children inherit this. */
 	signal(SIGPIPE, SIG_IGN);
-	if (stats_init() < 0)
-		log_fatal("cannot map the shared counters: %s",
-			  strerror(errno));
-	if (sandbox_prepare(err, sizeof(err)) < 0)
-		log_fatal("cannot build the sandbox: %s", err);
+	if (control_init() < 0)
+		log_fatal("cannot map the control page: %s", strerror(errno));
 	if (server_init(&o) < 0)
-		log_fatal("cannot allocate the connection table: %s",
+		log_fatal("cannot allocate the connection table or the report "
+			  "socket: %s",
 			  strerror(errno));
 	lfd = net_listen(&o, name, sizeof(name), err, sizeof(err));
 	if (lfd < 0)

@@ -1,20 +1,28 @@
 /*
  * log.c - see log.h.
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include "log.h"
 #include "opts.h"
+#include "parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *log_prog = "echod";
 static enum log_level log_level = LOG_LEVEL_INFO;
 static long log_pid;
+static int log_use_send;	/* stderr is a socket: send(MSG_DONTWAIT) */
+static uint64_t log_dropped;	/* lines this process could not write */
+static uint64_t log_unreported; /* of those, not yet announced */
 
 void log_init(const char *prog, enum log_level level)
 {
@@ -26,6 +34,55 @@ void log_init(const char *prog, enum log_level level)
 void log_reinit_pid(void)
 {
 	log_pid = (long)getpid();
+	/* The parent counts and announces its own drops. */
+	log_dropped = 0;
+	log_unreported = 0;
+}
+
+/* A stalled reader of stderr (a pipe nobody drains, a terminal after
+ * XOFF) must never stop serving or shutdown: every write is non-blocking
+ * and a line that does not fit at once is dropped and counted. O_NONBLOCK
+ * belongs to the open file description, which echod shares with whoever
+ * else holds it (the shell's terminal, the other end of a pipeline), so
+ * pipes and terminals are reopened through /proc as a description of our
+ * own; a socket (the journal's stream) gets MSG_DONTWAIT per send. */
+int log_set_nonblocking(void)
+{
+	struct stat st;
+	int fd, fl;
+
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return -1;
+	if (S_ISSOCK(st.st_mode)) {
+		log_use_send = 1;
+		return 0;
+	}
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return 0; /* a regular file does not stall */
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0) {
+		if (fd != STDERR_FILENO) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+	} else if (S_ISFIFO(st.st_mode)) {
+		fl = fcntl(STDERR_FILENO, F_GETFL);
+		if (fl < 0 ||
+		    fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	/* Room for bursts (a thousand children closing at once) before
+	 * anything is dropped; best effort, the kernel caps it. */
+	if (S_ISFIFO(st.st_mode))
+		(void)fcntl(STDERR_FILENO, F_SETPIPE_SZ, LOG_PIPE_SIZE);
+	return 0;
+}
+
+uint64_t log_dropped_total(void)
+{
+	return log_dropped;
 }
 
 int log_enabled(enum log_level level)
@@ -50,25 +107,57 @@ static void civil(long days, int *y, int *m, int *d)
 	*y = (int)((long)yoe + era * 400 + (*m <= 2));
 }
 
-__attribute__((format(printf, 2, 0))) static void
-vlog(const char *sfx, const char *fmt, va_list ap)
+/* "2026-11-25T13:40:01.123Z echod[1234]: " into buf; returns its length. */
+static int prefix(char *buf, size_t len)
 {
-	char line[LOG_LINE_MAX];
 	struct timespec ts;
 	long days, secs;
-	int y, mo, d, n, k, saved = errno;
-	size_t len;
+	int y, mo, d, n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	days = ts.tv_sec / 86400;
 	secs = ts.tv_sec % 86400;
 	civil(days, &y, &mo, &d);
-	n = snprintf(line, sizeof(line),
+	n = snprintf(buf, len,
 		     "%04d-%02d-%02dT%02ld:%02ld:%02ld.%03ldZ %s[%ld]: ", y, mo,
 		     d, secs / 3600, secs / 60 % 60, secs % 60,
 		     ts.tv_nsec / 1000000, log_prog, log_pid);
-	if (n < 0)
-		n = 0;
+	return n < 0 ? 0 : n >= (int)len ? (int)len - 1 : n;
+}
+
+/* One line, written at once or not at all: -1 when it would block or
+ * the reader is gone. A pipe takes a line of at most PIPE_BUF bytes whole
+ * or not at all; a terminal may take part of it, and the rest is tried
+ * once more. */
+static int emit(const char *b, size_t len)
+{
+	ssize_t w;
+	int tries = 0;
+
+	while (len > 0) {
+		if (log_use_send)
+			w = send(STDERR_FILENO, b, len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			w = write(STDERR_FILENO, b, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0 || ++tries > 2)
+			return -1;
+		b += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+__attribute__((format(printf, 2, 0))) static void
+vlog(const char *sfx, const char *fmt, va_list ap)
+{
+	char line[LOG_LINE_MAX];
+	int n, k, saved = errno;
+	size_t len;
+
+	n = prefix(line, sizeof(line));
 	k = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (k > 0)
 		n += k;
@@ -84,8 +173,26 @@ vlog(const char *sfx, const char *fmt, va_list ap)
 	}
 	line[n++] = '\n';
 	len = (size_t)n;
-	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
-		;
+	if (log_unreported > 0) {
+		/* Say what was lost before the first line that gets through. */
+		char note[128];
+		int m = prefix(note, sizeof(note));
+
+		m += snprintf(note + m, sizeof(note) - (size_t)m,
+			      "log: %llu lines dropped (stderr stalled)\n",
+			      (unsigned long long)log_unreported);
+		if (emit(note, (size_t)m) < 0) {
+			log_dropped++;
+			log_unreported++;
+			errno = saved;
+			return;
+		}
+		log_unreported = 0;
+	}
+	if (emit(line, len) < 0) {
+		log_dropped++;
+		log_unreported++;
+	}
 	errno = saved;
 }
 
@@ -120,41 +227,6 @@ void log_fatal(const char *fmt, ...)
 char *log_escape(char *dst, size_t dstlen, const void *src, size_t n,
 		 size_t cut)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *s = src;
-	size_t i, o = 0;
-
-	if (dstlen == 0)
-		return dst;
-	for (i = 0; i < n && i < cut; i++) {
-		char e[4];
-		size_t el = 0;
-		unsigned char c = s[i];
-
-		if (c == '\n' || c == '\t' || c == '\r' || c == '\\' ||
-		    c == '"') {
-			e[el++] = '\\';
-			e[el++] = c == '\n'   ? 'n'
-				  : c == '\t' ? 't'
-				  : c == '\r' ? 'r'
-					      : (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			e[el++] = '\\';
-			e[el++] = 'x';
-			e[el++] = hex[c >> 4];
-			e[el++] = hex[c & 15];
-		} else {
-			e[el++] = (char)c;
-		}
-		if (o + el + 4 > dstlen) /* room for "..." and NUL */
-			break;
-		memcpy(dst + o, e, el);
-		o += el;
-	}
-	if (i < n && o + 4 <= dstlen) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o] = '\0';
-	return dst;
+	/* One escaping for -v and for option errors (parse.c). */
+	return parse_escape_bytes(dst, dstlen, src, n, cut);
 }

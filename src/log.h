@@ -6,12 +6,16 @@
  *
  * Safe after fork() and inside the sandbox: no allocation, no stdio, no
  * time zone files (the UTC date is computed by hand), the pid is cached.
+ * Never blocks: a line stderr cannot take at once is dropped and counted,
+ * and the next line that gets through is preceded by
+ * "log: N lines dropped (stderr stalled)".
  * Never call it from a signal handler.
  */
 #ifndef ECHOD_LOG_H
 #define ECHOD_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0, /* shown with -q */
@@ -23,6 +27,13 @@ enum log_level {
 void log_init(const char *prog, enum log_level level);
 /* log_reinit_pid: cache the pid again (in a child, after fork). */
 void log_reinit_pid(void);
+/* log_set_nonblocking: make every later write to stderr non-blocking
+ * (see log.c); call once at start. Returns 0, or -1 when stderr stays
+ * blocking (a terminal that cannot be reopened). */
+int log_set_nonblocking(void);
+/* log_dropped_total: lines this process dropped because stderr was
+ * stalled. */
+uint64_t log_dropped_total(void);
 /* log_enabled: whether messages of this level are written. */
 int log_enabled(enum log_level level);
 

@@ -33,6 +33,13 @@ static int listen_on(const struct sockaddr *sa, socklen_t salen, int backlog,
 		net_err(err, errlen, "setsockopt SO_REUSEADDR");
 		goto fail;
 	}
+	/* RFC 862 echoes every byte, TCP urgent ones included: keep them in
+	 * the stream, in order. Accepted sockets inherit the option, so it
+	 * costs no system call per connection. */
+	if (setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on)) < 0) {
+		net_err(err, errlen, "setsockopt SO_OOBINLINE");
+		goto fail;
+	}
 	/* Dual-stack "::" must not depend on net.ipv6.bindv6only. */
 	if (sa->sa_family == AF_INET6 &&
 	    memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &in6addr_any,

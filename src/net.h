@@ -19,7 +19,8 @@
 /*
  * net_listen: create, bind and listen on the address of *o (default: "::"
  * dual-stack with IPV6_V6ONLY off, falling back to 0.0.0.0 when IPv6 is
- * unavailable), SO_REUSEADDR, non-blocking, close-on-exec. Writes the
+ * unavailable), SO_REUSEADDR, SO_OOBINLINE (inherited by accepted
+ * sockets), non-blocking, close-on-exec. Writes the
  * address actually bound (the real port for port 0) as text to
  * name[0..namelen). Returns the socket, or -1 with the reason in err.
  */

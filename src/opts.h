@@ -43,11 +43,24 @@
  * child's memory whatever the client does (back-pressure stops reading when
  * both are full). */
 #define SESSION_BUF_SIZE 65536u
-/* Lingering close: after the server closes first it discards input for at
- * most this long, waiting for the client's EOF, so the client reads every
- * echo and then EOF rather than a reset (RFC 1122 4.2.2.13: unread data at
- * close() sends RST). Also how long a flush may stall before giving up. */
+/* Lingering close: after the server closes first it shuts down its
+ * sending side and discards input while the client still takes echoes,
+ * until the client's EOF or until everything sent was acknowledged, so the
+ * client reads every echo and then EOF rather than a reset (RFC 1122
+ * 4.2.2.13: unread data at close() sends RST, and the kernel then drops
+ * what it had not sent). It gives up after this long without progress
+ * (the send queue not shrinking, the flush not moving). */
 #define SESSION_LINGER_MS 2000
+/* While lingering, how often the send queue (SIOCOUTQ) is looked at when
+ * nothing else wakes the child. */
+#define SESSION_LINGER_POLL_MS 100
+/* How long a child waits, at most, for room in the parent's report queue
+ * before it leaves without reporting. */
+#define SESSION_REPORT_WAIT_S 1
+/* Connections the parent keeps when fork() fails after accept(), to serve
+ * them as soon as fork works again; the listener is paused meanwhile, so
+ * the rest wait in the backlog. */
+#define SERVER_HOLD_MAX 4
 /* After EMFILE/ENFILE/ENOBUFS/ENOMEM or a fork failure the parent stops
  * polling the listener this long: retrying at once would spin at 100 %
  * CPU while resources are exhausted. */
@@ -58,6 +71,12 @@
  * reap children and see SIGTERM. One extra ppoll() per batch is nothing
  * next to a fork per connection. */
 #define SERVER_ACCEPT_BATCH 8
+/* Children's reports read per wake-up, and children reaped per batch
+ * before their reports are read. */
+#define SERVER_REPORT_BATCH 64
+/* Send buffer of the children's report socket: about 4,000 reports queued
+ * before a closing child has to wait for the parent. */
+#define SERVER_REPORT_SNDBUF (4 * 1024 * 1024)
 /* Rate limit of repeated accept/fork error lines: at most one line per kind
  * per interval; the next line says how many were suppressed. */
 #define SERVER_LOG_INTERVAL_MS 1000
@@ -65,6 +84,9 @@
  * one write(2), atomic for pipes up to PIPE_BUF (4096), so children never
  * interleave. */
 #define LOG_LINE_MAX 1024
+/* When stderr is a pipe, echod asks for a pipe buffer this large, so a
+ * burst of log lines is not dropped while the reader catches up. */
+#define LOG_PIPE_SIZE (1024 * 1024)
 /* -v logs each message, escaped and cut at this many bytes. */
 #define LOG_MSG_CUT 80
 

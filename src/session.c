@@ -1,22 +1,34 @@
 /*
  * session.c - a child serving its one connection: read, proto_run, write,
- * over a non-blocking socket and ppoll(), inside the seccomp sandbox.
+ * over a non-blocking socket and ppoll(), inside the sandbox.
  *
  * Memory is bounded whatever the client does: one input buffer, one output
  * buffer and the engine's message buffer. Reading stops while the output
  * buffer is full and the input buffer holds what the engine cannot take
  * (back-pressure), so a client that sends but never reads stalls and is
  * closed by the idle timeout.
+ *
+ * A session goes through three phases. SERVING: read, run the engine,
+ * write. CLOSING (the server closes first: protocol error, idle timeout,
+ * shutdown, no memory): nothing more is read; what was read is still
+ * echoed and flushed. LINGERING: the sending side is shut down (FIN after
+ * the last echo) and input is read and dropped, so that close() does not
+ * find unread data and answer with a reset that would destroy echoes still
+ * queued; it lasts while the client still takes echoes. A client's
+ * half-close is not a phase: SERVING ends when all it is owed is sent.
  */
-#define _GNU_SOURCE /* accept4, ppoll, memfd_create */
+#define _GNU_SOURCE /* ppoll */
 #include "session.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,37 +36,21 @@
 #include "net.h"
 #include "proto.h"
 #include "sandbox.h"
-#include "server.h"
 #include "stats.h"
 
-enum reason {
-	REASON_NONE = 0,
-	REASON_EOF,
-	REASON_IDLE,
-	REASON_TOO_LARGE,
-	REASON_TRUNCATED,
-	REASON_ENGINE,
-	REASON_RESET,
-	REASON_SHUTDOWN,
-};
-
-/* The close reasons, exactly as SPEC section 3 and the log parsers know
- * them. */
-static const char *const reason_text[] = {
-    [REASON_NONE] = "eof",
-    [REASON_EOF] = "eof",
-    [REASON_IDLE] = "idle-timeout",
-    [REASON_TOO_LARGE] = "protocol-error: frame too large",
-    [REASON_TRUNCATED] = "protocol-error: truncated frame",
-    [REASON_ENGINE] = "protocol-error: bad arguments",
-    [REASON_RESET] = "reset",
-    [REASON_SHUTDOWN] = "shutdown",
+enum phase {
+	PH_SERVING = 0,
+	PH_CLOSING,
+	PH_LINGERING,
 };
 
 struct session {
 	int fd;
 	int verbose;
+	enum phase phase;
+	enum close_reason reason;
 	uint32_t idle_ms; /* 0: never */
+	const volatile sig_atomic_t *term;
 	struct proto p;
 	uint8_t *in, *out;
 	size_t in_off, in_len;	 /* unconsumed input: in[in_off..+in_len) */
@@ -62,11 +58,9 @@ struct session {
 	int in_eof;		 /* the client shut down its sending side */
 	int engine_end;		 /* proto_run returned DONE or an error */
 	int engine_owes; /* proto_run said NEED_OUTPUT: it holds output */
-	int closing;	 /* the server closes first (reason set) */
-	int wr_shut;	 /* shutdown(SHUT_WR) done: lingering */
-	enum reason reason;
-	uint64_t bytes_in, bytes_out, messages, errors;
-	int64_t start_ms, progress_ms, linger_end_ms;
+	int outq;	 /* LINGERING: unacknowledged bytes last seen */
+	struct conn_report rep; /* the counters, sent to the parent */
+	int64_t start_ms, progress_ms;
 	/* -v: frame boundaries in the echoed stream */
 	uint8_t hdr[PROTO_FRAME_HDR];
 	size_t hdr_len, frame_left;
@@ -78,8 +72,13 @@ struct session {
 	char peer[NET_ADDRSTRLEN];
 };
 
-/* Raised when the parent's shutdown flag is seen after a wake-up. */
-static int session_term;
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Leave the child. Not _exit(): sanitizer runtimes intercept it to run a
  * leak check, which needs system calls (clone, ptrace) the sandbox kills;
@@ -95,14 +94,6 @@ static const char *peer_str(struct session *s)
 	if (s->peer[0] == '\0')
 		net_addr_str(s->peer_sa, s->peer_len, s->peer, sizeof(s->peer));
 	return s->peer;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void log_msg(struct session *s, const uint8_t *b, size_t n, size_t len)
@@ -157,13 +148,13 @@ static void log_echo(struct session *s, const uint8_t *b, size_t n)
 	}
 }
 
-/* The server decides to close first: flush, shut down, linger. */
-static void start_close(struct session *s, enum reason why)
+/* The server decides to close first: stop reading, flush, then linger. */
+static void start_close(struct session *s, enum close_reason why)
 {
-	if (s->closing)
+	if (s->phase != PH_SERVING)
 		return;
-	s->closing = 1;
-	if (s->reason == REASON_NONE || s->reason == REASON_EOF)
+	s->phase = PH_CLOSING;
+	if (s->reason == CLOSE_NONE || s->reason == CLOSE_EOF)
 		s->reason = why;
 	/* A flush may stall for at most the linger time from now on. */
 	s->progress_ms = now_ms();
@@ -171,8 +162,8 @@ static void start_close(struct session *s, enum reason why)
 
 static void set_reset(struct session *s)
 {
-	if (s->reason == REASON_NONE || s->reason == REASON_EOF)
-		s->reason = REASON_RESET;
+	if (s->reason == CLOSE_NONE || s->reason == CLOSE_EOF)
+		s->reason = CLOSE_RESET;
 }
 
 /* Whether proto_run has work: buffered input, the end of input, or output
@@ -189,11 +180,10 @@ static int engine_can_run(const struct session *s)
 static void pump(struct session *s)
 {
 	size_t c, prod;
-	int r, eof;
+	int r;
 
 	while (engine_can_run(s)) {
-		eof = s->in_eof;
-		r = proto_run(&s->p, s->in + s->in_off, s->in_len, eof,
+		r = proto_run(&s->p, s->in + s->in_off, s->in_len, s->in_eof,
 			      s->out + s->out_len,
 			      SESSION_BUF_SIZE - s->out_len, &c, &prod);
 		if (s->verbose && prod > 0)
@@ -204,26 +194,16 @@ static void pump(struct session *s)
 			s->in_off = 0;
 		s->out_len += prod;
 		s->engine_owes = r == PROTO_NEED_OUTPUT;
-		if (s->p.messages != s->messages) {
-			stats_add(&stats->messages,
-				  s->p.messages - s->messages);
-			s->messages = s->p.messages;
-		}
-		if (s->p.errors != s->errors) {
-			stats_add(&stats->protocol_errors,
-				  s->p.errors - s->errors);
-			s->errors = s->p.errors;
-		}
 		if (r == PROTO_DONE) {
 			s->engine_end = 1;
-			if (s->reason == REASON_NONE)
-				s->reason = REASON_EOF;
+			if (s->reason == CLOSE_NONE)
+				s->reason = CLOSE_EOF;
 		} else if (r < 0) {
 			s->engine_end = 1;
-			start_close(s, r == PROTO_E_TOO_LARGE ? REASON_TOO_LARGE
+			start_close(s, r == PROTO_E_TOO_LARGE ? CLOSE_TOO_LARGE
 				       : r == PROTO_E_TRUNCATED
-					   ? REASON_TRUNCATED
-					   : REASON_ENGINE);
+					   ? CLOSE_TRUNCATED
+					   : CLOSE_ENGINE);
 		} else if (r == PROTO_NEED_INPUT || (c == 0 && prod == 0)) {
 			break;
 		}
@@ -244,8 +224,7 @@ static int flush(struct session *s)
 	}
 	if (n > 0) {
 		s->out_off += (size_t)n;
-		s->bytes_out += (size_t)n;
-		stats_add(&stats->bytes_out, (uint64_t)n);
+		s->rep.bytes_out += (size_t)n;
 		s->progress_ms = now_ms();
 	}
 	if (s->out_off == s->out_len) {
@@ -277,19 +256,19 @@ static int fill(struct session *s)
 		return 0;
 	}
 	s->in_len += (size_t)n;
-	s->bytes_in += (size_t)n;
-	stats_add(&stats->bytes_in, (uint64_t)n);
+	s->rep.bytes_in += (size_t)n;
 	s->progress_ms = now_ms();
 	return 0;
 }
 
-/* While closing: read and drop what the client still sends, so that our
- * close() finds an empty receive queue and sends FIN, not RST. Returns -1
- * at the client's EOF or on error: nothing more to wait for. */
+/* LINGERING: read and drop what the client still sends, so that close()
+ * finds an empty receive queue. Returns 1 when bytes were dropped, 0 when
+ * none were there, -1 at the client's EOF or on error: nothing more to
+ * wait for. */
 static int discard(struct session *s)
 {
-	uint8_t scratch[4096];
-	ssize_t n = net_read(s->fd, scratch, sizeof(scratch));
+	/* The input buffer is free once lingering. */
+	ssize_t n = net_read(s->fd, s->in, SESSION_BUF_SIZE);
 
 	if (n == NET_AGAIN)
 		return 0;
@@ -297,9 +276,48 @@ static int discard(struct session *s)
 		s->in_eof = 1;
 		return -1;
 	}
-	s->bytes_in += (size_t)n;
-	stats_add(&stats->bytes_in, (uint64_t)n);
-	return 0;
+	s->rep.discarded += (size_t)n;
+	return 1;
+}
+
+/* CLOSING with nothing owed: send FIN after the last echo and linger.
+ * Input the engine will never see is dropped, not served. */
+static void start_linger(struct session *s)
+{
+	shutdown(s->fd, SHUT_WR);
+	s->phase = PH_LINGERING;
+	s->rep.bytes_in -= s->in_len;
+	s->rep.discarded += s->in_len;
+	s->in_len = 0;
+	s->in_off = 0;
+	s->outq = INT_MAX;
+	s->progress_ms = now_ms();
+}
+
+/* LINGERING: whether to go on. The kernel's unacknowledged byte count
+ * (SIOCOUTQ: unsent plus unacknowledged, the FIN included) says whether
+ * the client still takes echoes: 0 means it has them all, a smaller
+ * count than before means progress. */
+static int linger_more(struct session *s, int64_t now)
+{
+	int q;
+
+	if (s->in_eof)
+		return 0; /* nothing unread: close() sends FIN, no reset */
+	if (ioctl(s->fd, SIOCOUTQ, &q) == 0) {
+		if (q == 0) {
+			/* All delivered. Drop what already arrived, so that
+			 * close() sends a reset only if more comes later. */
+			for (q = 0; q < 16 && discard(s) > 0; q++)
+				;
+			return 0;
+		}
+		if (q < s->outq) {
+			s->outq = q;
+			s->progress_ms = now;
+		}
+	}
+	return now < s->progress_ms + SESSION_LINGER_MS;
 }
 
 static void serve(struct session *s, const sigset_t *waitmask)
@@ -311,11 +329,14 @@ static void serve(struct session *s, const sigset_t *waitmask)
 
 	/* The client's first bytes have usually arrived while we forked:
 	 * read before the first wait, saving a ppoll() per connection. */
-	if (fill(s) < 0)
+	if (s->phase == PH_SERVING && fill(s) < 0)
 		return;
 	for (;;) {
-		if ((session_term || server_stopping()) && !s->closing)
-			start_close(s, REASON_SHUTDOWN);
+		/* The flag in the control page covers a SIGTERM that ppoll()
+		 * left pending because the socket was ready (see server.c):
+		 * a memory load, no system call per wake-up. */
+		if (s->phase == PH_SERVING && (*s->term || control_stopping()))
+			start_close(s, CLOSE_SHUTDOWN);
 		if (s->out_off > 0) {
 			memmove(s->out, s->out + s->out_off,
 				s->out_len - s->out_off);
@@ -329,26 +350,27 @@ static void serve(struct session *s, const sigset_t *waitmask)
 		if (engine_can_run(s))
 			continue;
 		pending = s->out_len > s->out_off;
-		if (s->engine_end && !pending && !s->closing) {
-			if (s->reason == REASON_EOF)
+		if (s->phase == PH_SERVING && s->engine_end && !pending) {
+			if (s->reason == CLOSE_EOF)
 				return; /* half-close served in full */
 			start_close(s, s->reason);
 		}
-		if (s->closing && !pending && !s->wr_shut) {
-			shutdown(s->fd, SHUT_WR);
-			s->wr_shut = 1;
-			s->linger_end_ms = now_ms() + SESSION_LINGER_MS;
+		if (s->phase == PH_CLOSING && !pending) {
+			start_linger(s);
 			if (s->in_eof)
 				return;
 		}
+		now = now_ms();
+		if (s->phase == PH_LINGERING && !linger_more(s, now))
+			return;
 		/* While flushing before a server-side close nothing is read:
 		 * a client that floods without reading must not keep us busy;
 		 * only the lingering close reads (and drops) input. */
-		if (s->closing)
-			want_read = s->wr_shut && !s->in_eof;
-		else
+		if (s->phase == PH_SERVING)
 			want_read = !s->in_eof && !s->engine_end &&
 				    s->in_len < SESSION_BUF_SIZE;
+		else
+			want_read = s->phase == PH_LINGERING;
 		pfd.fd = s->fd;
 		pfd.events =
 		    (short)((want_read ? POLLIN : 0) | (pending ? POLLOUT : 0));
@@ -356,21 +378,20 @@ static void serve(struct session *s, const sigset_t *waitmask)
 		if (pfd.events == 0)
 			return;
 
-		if (s->wr_shut)
-			deadline = s->linger_end_ms;
-		else if (s->closing)
+		if (s->phase == PH_LINGERING) {
+			deadline = now + SESSION_LINGER_POLL_MS;
+		} else if (s->phase == PH_CLOSING) {
 			deadline = s->progress_ms + SESSION_LINGER_MS;
-		else if (s->idle_ms > 0)
+		} else if (s->idle_ms > 0) {
 			deadline = s->progress_ms + s->idle_ms;
-		else
+		} else {
 			deadline = -1;
+		}
 		if (deadline >= 0) {
-			now = now_ms();
 			if (now >= deadline) {
-				if (s->closing)
-					return; /* flush stalled or linger
-						   over */
-				start_close(s, REASON_IDLE);
+				if (s->phase == PH_CLOSING)
+					return; /* the flush stalled */
+				start_close(s, CLOSE_IDLE);
 				continue;
 			}
 			ts.tv_sec = (time_t)((deadline - now) / 1000);
@@ -386,17 +407,10 @@ static void serve(struct session *s, const sigset_t *waitmask)
 			set_reset(s);
 			return;
 		}
-		/* A ready descriptor makes ppoll() return with the signals it
-		 * unblocked still pending (see server.c), so a busy connection
-		 * would not see SIGTERM: the parent raises the shared shutdown
-		 * flag before it signals, and a memory load here costs no
-		 * system call per wake-up. */
-		if (r > 0 && stats_get(&stats->shutdown))
-			session_term = 1;
 		if (r == 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)) ||
 		    !want_read)
 			continue;
-		if (s->closing) {
+		if (s->phase == PH_LINGERING) {
 			if (discard(s) < 0)
 				return;
 		} else if (fill(s) < 0) {
@@ -405,9 +419,30 @@ static void serve(struct session *s, const sigset_t *waitmask)
 	}
 }
 
+/* One report to the parent, before leaving. A full queue (the parent
+ * busy) is waited for a moment, never forever. */
+static void send_report(struct session *s, int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	struct timespec ts = {SESSION_REPORT_WAIT_S, 0};
+	int tries;
+
+	if (fd < 0)
+		return;
+	s->rep.magic = CONN_REPORT_MAGIC;
+	s->rep.reason = (uint32_t)s->reason;
+	s->rep.log_dropped = log_dropped_total();
+	for (tries = 0; tries < 2; tries++) {
+		if (send(fd, &s->rep, sizeof(s->rep),
+			 MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ||
+		    (errno != EAGAIN && errno != EINTR))
+			return;
+		ppoll(&pfd, 1, &ts, NULL);
+	}
+}
+
 void session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
-		 const struct echod_opts *o, int listen_fd,
-		 const sigset_t *waitmask)
+		 const struct session_ctx *ctx)
 {
 	/* The session and its two buffers are one static block: untouched
 	 * pages of .bss cost nothing, the first bytes of the input buffer
@@ -419,20 +454,20 @@ void session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 		uint8_t out[SESSION_BUF_SIZE];
 	} mem;
 	struct session *const s = &mem.s;
+	const struct echod_opts *o = ctx->o;
 	size_t msgcap = 0;
 	uint8_t *msgbuf = NULL;
 	int64_t dur;
 
 	/* The signal dispositions stay the parent's: its handlers only set
 	 * flags, so a SIGTERM or SIGINT (which the parent sends at shutdown,
-	 * and a terminal sends to the whole group) raises the flag that
-	 * server_stopping() reads; SIGUSR1 and SIGCHLD set flags nobody here
-	 * reads. Four sigaction() calls and their page faults less per
-	 * connection. */
-	close(listen_fd);
+	 * and a terminal sends to the whole group) raises *ctx->term;
+	 * SIGUSR1, SIGHUP and SIGCHLD set flags nobody here reads, and the
+	 * signals the parent ignores stay ignored. Some sigaction() calls and
+	 * their page faults less per connection. */
 	log_reinit_pid();
-
 	s->fd = fd;
+	s->term = ctx->term;
 	s->verbose = log_enabled(LOG_LEVEL_DEBUG);
 	s->idle_ms = o->idle_timeout * 1000u;
 	s->start_ms = s->progress_ms = now_ms();
@@ -441,6 +476,11 @@ void session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	s->peer_sa = peer; /* the parent's accept buffer, ours after fork */
 	s->peer_len = peerlen;
 
+	/* Before the first byte from the client is read. */
+	if (sandbox_child(ctx->parent) < 0) {
+		log_warn("close %s: cannot enter the sandbox", peer_str(s));
+		session_exit(1);
+	}
 	if (o->mode != PROTO_RAW) {
 		/* Up to 16 MiB: mapped, so only the pages a message really
 		 * uses are ever populated. */
@@ -448,39 +488,36 @@ void session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 		msgbuf = mmap(NULL, msgcap, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (msgbuf == MAP_FAILED) {
-			log_warn("close %s: mmap %zu bytes", peer_str(s),
-				 msgcap);
-			session_exit(1);
+			/* Served as a close: FIN, linger, the close line. */
+			msgbuf = NULL;
+			s->engine_end = 1;
+			start_close(s, CLOSE_NOMEM);
 		}
 	}
-	if (proto_init(&s->p, o->mode, o->delim, o->max_msg, msgbuf, msgcap) !=
-	    0) {
+	if (s->phase == PH_SERVING &&
+	    proto_init(&s->p, o->mode, o->delim, o->max_msg, msgbuf, msgcap) !=
+		0) {
 		log_warnx("close %s: bad engine configuration", peer_str(s));
-		session_exit(1);
-	}
-	/* Before the first byte from the client is read. */
-	if (sandbox_enter() < 0) {
-		log_warn("close %s: cannot enter the sandbox", peer_str(s));
 		session_exit(1);
 	}
 	if (log_enabled(LOG_LEVEL_INFO))
 		log_info("accept %s", peer_str(s));
 
-	serve(s, waitmask);
+	serve(s, ctx->waitmask);
 
 	close(fd);
-	if (s->reason == REASON_IDLE)
-		stats_add(&stats->idle_timeouts, 1);
-	else if (s->reason == REASON_RESET)
-		stats_add(&stats->resets, 1);
-	if (log_enabled(LOG_LEVEL_INFO)) {
-		dur = now_ms() - s->start_ms;
-		log_info("close %s in=%llu out=%llu duration=%lld.%03llds "
-			 "reason=%s",
-			 peer_str(s), (unsigned long long)s->bytes_in,
-			 (unsigned long long)s->bytes_out,
+	s->rep.messages = s->p.messages;
+	s->rep.protocol_errors = s->p.errors;
+	dur = now_ms() - s->start_ms;
+	s->rep.duration_ms = dur;
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("close %s in=%llu out=%llu discarded=%llu "
+			 "duration=%lld.%03llds reason=%s",
+			 peer_str(s), (unsigned long long)s->rep.bytes_in,
+			 (unsigned long long)s->rep.bytes_out,
+			 (unsigned long long)s->rep.discarded,
 			 (long long)(dur / 1000), (long long)(dur % 1000),
-			 reason_text[s->reason]);
-	}
+			 close_reason_text(s->reason));
+	send_report(s, ctx->report_fd);
 	session_exit(0);
 }

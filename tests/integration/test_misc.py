@@ -40,6 +40,16 @@ BAD_OPTIONS = [
     (["extra-argument"], r"extra-argument|argument"),
 ]
 
+# A delimiter that occurs in the reply "ERR too long" would split it: every
+# byte of it, as one character and as 0xNN in both cases, is a usage error
+# (while lf and nul, made of such letters, are fine: case line_*).
+SPLITS_REPLY = r"invalid delimiter '%s': it occurs in the reply " \
+    r'"ERR too long" and would split it$'
+for _b in sorted(set("ERR too long")):
+    for _spelling in (_b, "0x%02x" % ord(_b), "0X%02X" % ord(_b)):
+        BAD_OPTIONS.append((["-m", "line", "--delim", _spelling],
+                            SPLITS_REPLY % re.escape(_spelling)))
+
 
 def case_bad_options():
     # A port we hold ourselves: an echod that tried to bind it before
@@ -77,6 +87,50 @@ def case_bad_options():
             h.log("ok: %s -> %s" % (what, lines[0] if lines else ""))
     finally:
         holder.close()
+    h.check(not failures, "\n".join(failures))
+
+
+def case_option_escape():
+    """An option error quotes the bad argument escaped (as -v logs
+    messages), so a newline or a terminal escape sequence in an argument
+    never reaches stderr as it is; a long one is cut with "..."."""
+    cases = [
+        (["-p", "8\n0\x1b"], r"invalid port '8\\n0\\x1b' \(expected"),
+        (["-b", "\x1b[31m::1\r\n"],
+         r"invalid bind address '\\x1b\[31m::1\\r\\n'"),
+        (["-m", "line\nx\x7f"], r"invalid mode 'line\\nx\\x7f'"),
+        (["--delim", "\n\x1b"], r"invalid delimiter '\\n\\x1b'"),
+        (["-t", "\t1"], r"invalid idle-timeout '\\t1'"),
+        (["extra\n\x1b[2J"], r"unexpected argument 'extra\\n\\x1b\[2J'"),
+        (["--bogus\n\x1b"], r"unknown option '--bogus\\n\\x1b'"),
+        (["-\x1b"], r"unknown option '-\\x1b'"),
+        (["-q\n"], r"unknown option '-\\n'"),
+        (["-p", "\x1b" * 300],
+         r"invalid port '(\\x1b)+\.\.\.' \(expected 0-65535\)$"),
+        (["-p", "9" * 300],
+         r"invalid port '9{80}\.\.\.' \(expected 0-65535\)$"),
+    ]
+    failures = []
+    for args, rx in cases:
+        r = h.run_echod(args)
+        raw = r.stderr
+        what = "echod %s" % ascii(args)[:80]
+        if r.returncode != 2:
+            failures.append("%s: exit %d, expected 2" % (what, r.returncode))
+        # Only the line ends may be control bytes.
+        bad = sorted({b for b in raw if (b < 0x20 and b != 0x0a) or b >= 0x7f})
+        if bad:
+            failures.append("%s: raw bytes %s on stderr: %r" %
+                            (what, ["0x%02x" % b for b in bad], raw[:100]))
+        lines = raw.decode("ascii", "replace").splitlines()
+        if len(lines) != 2 or "--help" not in lines[1]:
+            failures.append("%s: want one line and the usage hint, got %r" %
+                            (what, lines))
+            continue
+        if not re.search(rx, lines[0]):
+            failures.append("%s: %r does not show the argument escaped "
+                            "(/%s/)" % (what, lines[0][:160], rx))
+        h.log("ok: %s -> %s" % (what, lines[0]))
     h.check(not failures, "\n".join(failures))
 
 
@@ -287,7 +341,7 @@ def case_log_format():
             "logged with its address and port")
     h.check(e.find(r"stats ", mk), "no stats line at exit")
     line = e.find(r"close 127\.0\.0\.1:%d .*" % cp)[0].string
-    h.check(re.search(r"in=4 out=4 duration=\d+(\.\d+)?s reason=eof", line),
+    h.check(re.search(r"in=4 out=4 discarded=0 duration=\d+(\.\d+)?s reason=eof", line),
             "close line format: %r" % line)
 
 
@@ -356,8 +410,27 @@ def case_child_descriptors():
             h.eq(fds.get(1), "/dev/null", "child stdout")
             h.check(2 in fds, "child has no stderr")
             rest = [t for fd, t in fds.items() if fd > 2]
-            h.eq(len(rest), 1, "descriptors besides 0-2: %r" % rest)
-            h.check(rest[0].startswith("socket:"), "not a socket: %r" % rest)
+            # The client's TCP socket and the report socket to the parent
+            # (unix, SOCK_SEQPACKET), nothing else.
+            h.eq(len(rest), 2, "descriptors besides 0-2: %r" % rest)
+            h.check(all(t.startswith("socket:[") for t in rest),
+                    "not sockets: %r" % rest)
+            inodes = set(t[len("socket:["):-1] for t in rest)
+            unix = {}
+            with open("/proc/net/unix") as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    unix[p[6]] = p[4]  # inode -> type
+            tcp = set()
+            for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+                with open(name) as f:
+                    next(f)
+                    tcp.update(line.split()[9] for line in f)
+            h.eq(sorted(unix.get(i, "-") for i in inodes), ["-", "0005"],
+                 "one unix SOCK_SEQPACKET socket (the report) among %r"
+                 % rest)
+            h.eq(len(inodes & tcp), 1, "one TCP socket (the client)")
         finally:
             s.close()
     finally:

@@ -1,22 +1,33 @@
 /*
- * test_sandbox.c - the children's seccomp filter (src/sandbox.c): what a
- * sandboxed process may still do, and that anything else kills it with
- * SIGSYS. Each case runs in a forked child, as in echod.
+ * test_sandbox.c - echod's sandbox (src/sandbox.c): one filter loaded by
+ * the parent and inherited, plus the per-child confinement. Each case runs
+ * the real shape: a "server" process installs the filter once and forks a
+ * child that confines itself (sandbox_child) and then tries a call. What a
+ * child needs must work; what it must not do must fail, by SIGSYS or by
+ * an error, with no effect.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,69 +35,93 @@
 
 #include "sandbox.h"
 
-/* Leave a sandboxed child without the libc/sanitizer exit paths, which
- * may make system calls the filter kills (as session.c does). */
+/* Leave without the libc/sanitizer exit paths, which may make system
+ * calls the filter kills (as session.c does). */
 static void child_exit(int status)
 {
 	for (;;)
 		syscall(SYS_exit_group, status);
 }
 
-/* Fork a child that enters the sandbox, runs fn on its end of a socket
- * pair and exits with fn's return value. Returns the pid; *peer is the
- * parent's end. */
-static pid_t spawn_sandboxed(int (*fn)(int), int *peer)
+/* The status a "server" leaves with, from its child's wait status: the
+ * child's exit status, or 128 + the signal that killed it. */
+static int encode(int st)
 {
-	int sv[2];
-	pid_t pid;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+/*
+ * Fork a server that installs the filter, forks a child that runs
+ * sandbox_child() and then fn(fd, server pid) on its end of a socket
+ * pair, and leaves with encode(child's status). Returns the server's pid;
+ * *peer is the test's end of the pair.
+ */
+static pid_t spawn_sandboxed(int (*fn)(int, pid_t), int *peer)
+{
+	char err[256];
+	int sv[2], st;
+	pid_t server, child;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
+	server = fork();
+	assert_true(server >= 0);
+	if (server == 0) {
 		close(sv[0]);
-		if (sandbox_enter() < 0)
-			child_exit(100);
-		child_exit(fn(sv[1]));
+		if (sandbox_install(err, sizeof(err)) < 0) {
+			fprintf(stderr, "sandbox_install: %s\n", err);
+			child_exit(101);
+		}
+		child = fork();
+		if (child < 0)
+			child_exit(102);
+		if (child == 0) {
+			if (sandbox_child(getppid()) < 0)
+				child_exit(100);
+			child_exit(fn(sv[1], getppid()));
+		}
+		close(sv[1]);
+		while (waitpid(child, &st, 0) < 0)
+			;
+		child_exit(encode(st));
 	}
 	close(sv[1]);
 	*peer = sv[0];
-	return pid;
+	return server;
 }
 
-/* Reap pid, close peer, and return the wait status. */
+/* Reap the server, close peer, return what its child did (encode()). */
 static int reap(pid_t pid, int peer)
 {
 	int st = 0;
 
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	close(peer);
-	return st;
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
 }
 
 static int setup(void **state)
 {
-	char err[256];
-
 	(void)state;
 	/* A child that dies early must fail an assertion, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	if (sandbox_prepare(err, sizeof(err)) < 0) {
-		fprintf(stderr, "sandbox_prepare: %s\n", err);
-		return -1;
-	}
 	return 0;
 }
 
-/* What the serving loop needs: read, write, ppoll, shutdown, close and
- * the clock. */
-static int serving_calls(int fd)
+/* What the serving loop needs: read, write, ppoll, shutdown, close, the
+ * clock, the send queue, a message buffer, the report. */
+static int serving_calls(int fd, pid_t server)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	struct timespec ts = {5, 0}; /* the parent answers at once; a loaded
+	struct timespec ts = {5, 0}; /* the test answers at once; a loaded
 					machine may take a while */
 	char b[8];
+	void *m;
+	int q;
 
+	(void)server;
 	if (write(fd, "ping", 4) != 4)
 		return 1;
 	if (ppoll(&pfd, 1, &ts, NULL) != 1)
@@ -95,16 +130,24 @@ static int serving_calls(int fd)
 		return 3;
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		return 4;
-	if (shutdown(fd, SHUT_WR) != 0)
+	if (ioctl(fd, SIOCOUTQ, &q) != 0)
 		return 5;
-	if (close(fd) != 0)
+	m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || munmap(m, 1 << 20) != 0)
 		return 6;
+	if (send(fd, "r", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+		return 7;
+	if (shutdown(fd, SHUT_WR) != 0)
+		return 8;
+	if (close(fd) != 0)
+		return 9;
 	return 0;
 }
 
 static void test_serving_calls_allowed(void **state)
 {
-	int peer, st;
+	int peer;
 	pid_t pid;
 	char b[8];
 
@@ -113,99 +156,285 @@ static void test_serving_calls_allowed(void **state)
 	assert_int_equal(read(peer, b, 4), 4);
 	assert_memory_equal(b, "ping", 4);
 	assert_int_equal(write(peer, "pong", 4), 4);
-	st = reap(pid, peer);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(read(peer, b, 1), 1);
+	assert_int_equal(reap(pid, peer), 0);
 }
 
-static int show_status(int fd)
+static int show_status(int fd, pid_t server)
 {
 	char b;
 
+	(void)server;
 	if (write(fd, "in", 2) != 2)
 		return 1;
-	/* Wait (in an allowed call) while the parent reads our status. */
+	/* Wait (in an allowed call) while the test reads our status. */
 	return read(fd, &b, 1) == 1 ? 0 : 1;
 }
 
-static void test_seccomp_mode_2(void **state)
+/* The value of "Key:" in /proc/pid/status (or limits), tabs and all. */
+static void proc_line(pid_t pid, const char *file, const char *key, char *out,
+		      size_t len)
 {
 	char path[64], line[256];
-	int peer, st, seen = 0;
 	FILE *f;
-	pid_t pid;
 
-	(void)state;
-	pid = spawn_sandboxed(show_status, &peer);
-	assert_int_equal(read(peer, line, 2), 2);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "Seccomp:", 8) == 0) {
-			assert_string_equal(line, "Seccomp:\t2\n");
-			seen = 1;
+		if (strncmp(line, key, strlen(key)) == 0) {
+			snprintf(out, len, "%s", line + strlen(key));
+			break;
 		}
 	fclose(f);
-	assert_true(seen);
+}
+
+static pid_t only_child(pid_t server)
+{
+	char path[64], buf[64];
+	FILE *f;
+	int c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)server,
+		 (int)server);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	c = atoi(buf);
+	assert_true(c > 0);
+	return (pid_t)c;
+}
+
+static void test_status(void **state)
+{
+	char v[128];
+	int peer;
+	pid_t pid, child;
+
+	(void)state;
+	pid = spawn_sandboxed(show_status, &peer);
+	assert_int_equal(read(peer, v, 2), 2);
+	child = only_child(pid);
+	/* One filter, loaded by the server, inherited: the same count in
+	 * both, and no second program compiled for the child. */
+	proc_line(pid, "status", "Seccomp:", v, sizeof(v));
+	assert_string_equal(v, "\t2\n");
+	proc_line(pid, "status", "Seccomp_filters:", v, sizeof(v));
+	assert_string_equal(v, "\t1\n");
+	proc_line(child, "status", "Seccomp:", v, sizeof(v));
+	assert_string_equal(v, "\t2\n");
+	proc_line(child, "status", "Seccomp_filters:", v, sizeof(v));
+	assert_string_equal(v, "\t1\n");
+	proc_line(child, "status", "NoNewPrivs:", v, sizeof(v));
+	assert_string_equal(v, "\t1\n");
+	proc_line(child, "status", "CapEff:", v, sizeof(v));
+	assert_string_equal(v, "\t0000000000000000\n");
+	proc_line(child, "limits", "Max processes", v, sizeof(v));
+	assert_non_null(strstr(v, " 0 "));
+	if (geteuid() == 0) {
+		proc_line(child, "status", "Uid:", v, sizeof(v));
+		assert_string_equal(v, "\t65534\t65534\t65534\t65534\n");
+		proc_line(child, "status", "Gid:", v, sizeof(v));
+		assert_string_equal(v, "\t65534\t65534\t65534\t65534\n");
+	}
 	assert_int_equal(write(peer, "x", 1), 1);
-	st = reap(pid, peer);
+	assert_int_equal(reap(pid, peer), 0);
+}
+
+/* Each must fail (return -1) or kill the child: the child exits 0 when
+ * the call failed, 1 when it succeeded. */
+static int which_forbidden;
+static const char *const forbidden_name[] = {
+    "openat /etc/passwd", "socket",	   "execve",	    "mmap exec",
+    "mprotect",		  "fork",	   "kill server",   "kill server USR1",
+    "setresuid 0",	  "ptrace server", "prctl nnp off", "clone thread",
+    "kill init",	  "dup",	   "bind",	    "connect",
+};
+#define N_FORBIDDEN (sizeof(forbidden_name) / sizeof(forbidden_name[0]))
+
+static long try_forbidden(int which, int fd, pid_t server)
+{
+	struct sockaddr_in sin;
+	static char page[8192] __attribute__((aligned(4096)));
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	sin.sin_port = htons(9);
+	switch (which) {
+	case 0:
+		return syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
+	case 1:
+		return syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+	case 2:
+		return syscall(SYS_execve, "/bin/true", NULL, NULL);
+	case 3:
+		return (long)syscall(SYS_mmap, NULL, 4096,
+				     PROT_READ | PROT_EXEC,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1,
+				     0) == (long)MAP_FAILED
+			   ? -1
+			   : 0;
+	case 4:
+		return syscall(SYS_mprotect, page, 4096,
+			       PROT_READ | PROT_WRITE | PROT_EXEC);
+	case 5:
+		return syscall(SYS_clone,
+			       CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID |
+				   SIGCHLD,
+			       0, 0, 0, 0);
+	case 6:
+		return syscall(SYS_kill, server, SIGTERM);
+	case 7:
+		return syscall(SYS_kill, server, SIGUSR1);
+	case 8:
+		return syscall(SYS_setresuid, 0, 0, 0);
+	case 9:
+		return syscall(SYS_ptrace, PTRACE_ATTACH, server, 0, 0);
+	case 10:
+		return syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 0, 0, 0, 0);
+	case 11:
+		return syscall(SYS_clone,
+			       CLONE_VM | CLONE_THREAD | CLONE_SIGHAND,
+			       page + sizeof(page), 0, 0, 0);
+	case 12:
+		return syscall(SYS_kill, 1, SIGTERM);
+	case 13:
+		return syscall(SYS_dup, fd);
+	case 14:
+		return syscall(SYS_bind, fd, &sin, sizeof(sin));
+	default:
+		return syscall(SYS_connect, fd, &sin, sizeof(sin));
+	}
+}
+
+static int forbidden(int fd, pid_t server)
+{
+	long r = try_forbidden(which_forbidden, fd, server);
+
+	if (r == 0 && which_forbidden == 5)
+		child_exit(3); /* the new process: it must not exist */
+	return r < 0 ? 0 : 1;
+}
+
+static void test_forbidden(void **state)
+{
+	unsigned which;
+	int peer, r, sig;
+	pid_t pid;
+
+	(void)state;
+	for (which = 0; which < N_FORBIDDEN; which++) {
+		which_forbidden = (int)which; /* read by the forked child */
+		pid = spawn_sandboxed(forbidden, &peer);
+		r = reap(pid, peer);
+		sig = r > 128 ? r - 128 : 0;
+		print_message("%-18s -> %s%s\n", forbidden_name[which],
+			      r == 0	      ? "failed with an error"
+			      : sig == SIGSYS ? "killed by SIGSYS"
+					      : "NOT STOPPED",
+			      "");
+		/* The server got no signal (it reported normally) and the
+		 * call either failed or killed the child by SIGSYS. */
+		assert_true(r == 0 || sig == SIGSYS);
+	}
+}
+
+/* The server itself, under the same filter, can still fork and signal
+ * its children (the drain needs SIGTERM and SIGKILL). */
+static void test_server_can_fork_and_kill(void **state)
+{
+	char err[256];
+	pid_t pid, c;
+	int st;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (sandbox_install(err, sizeof(err)) < 0)
+			child_exit(101);
+		c = fork();
+		if (c < 0)
+			child_exit(102);
+		if (c == 0) {
+			if (sandbox_child(getppid()) < 0)
+				child_exit(100);
+			for (;;) /* pause() is not on the list */
+				ppoll(NULL, 0, NULL, NULL);
+		}
+		if (kill(c, SIGKILL) < 0)
+			child_exit(103);
+		while (waitpid(c, &st, 0) < 0)
+			;
+		child_exit(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0
+								      : 104);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-/* Each of these must kill the sandboxed process. */
-static int which_forbidden;
-
-static int forbidden(int fd)
+/* A child dies with its server (PR_SET_PDEATHSIG). */
+static int wait_forever(int fd, pid_t server)
 {
-	int which = which_forbidden;
+	char b;
 
-	(void)fd;
-	switch (which) {
-	case 0:
-		return (int)syscall(SYS_getppid);
-	case 1:
-		return (int)syscall(SYS_openat, AT_FDCWD, "/etc/passwd", 0);
-	case 2:
-		return (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
-	case 3:
-		return (int)syscall(SYS_mmap, NULL, 4096, 3, 0x22, -1, 0);
-	case 4:
-		return (int)syscall(SYS_execve, "/bin/true", NULL, NULL);
-	case 5:
-		return (int)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-	case 6:
-		return (int)syscall(SYS_accept4, 0, NULL, NULL, 0);
-	case 7:
-		return (int)syscall(SYS_kill, 1, 0);
-	default:
-		return (int)syscall(SYS_prctl, PR_GET_SECCOMP);
-	}
+	(void)server;
+	return read(fd, &b, 1) == 1 ? 0 : 1;
 }
 
-static void test_other_calls_killed(void **state)
+static void test_child_dies_with_server(void **state)
 {
-	int which, st, peer;
-	pid_t pid;
+	int peer, st;
+	char b[2];
+	pid_t pid, child;
 
 	(void)state;
-	for (which = 0; which <= 8; which++) {
-		which_forbidden = which; /* read by the forked child */
-		pid = spawn_sandboxed(forbidden, &peer);
-		st = reap(pid, peer);
-		print_message("forbidden call %d: status 0x%x\n", which, st);
-		assert_true(WIFSIGNALED(st));
-		assert_int_equal(WTERMSIG(st), SIGSYS);
+	pid = spawn_sandboxed(wait_forever, &peer);
+	/* The child is confined once the server shows it. */
+	for (st = 0; st < 500; st++) {
+		char path[64];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
+			 (int)pid, (int)pid);
+		f = fopen(path, "r");
+		if (f != NULL && fgets(b, sizeof(b), f) != NULL) {
+			fclose(f);
+			break;
+		}
+		if (f != NULL)
+			fclose(f);
+		usleep(10000);
 	}
+	child = only_child(pid);
+	usleep(100000);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	/* The orphan is killed by the kernel at once. */
+	for (st = 0; st < 300 && kill(child, 0) == 0; st++) {
+		char v[64];
+
+		proc_line(child, "status", "State:", v, sizeof(v));
+		if (strstr(v, "Z") != NULL)
+			break;
+		usleep(10000);
+	}
+	assert_true(st < 300);
+	close(peer);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_serving_calls_allowed),
-	    cmocka_unit_test(test_seccomp_mode_2),
-	    cmocka_unit_test(test_other_calls_killed),
+	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_forbidden),
+	    cmocka_unit_test(test_server_can_fork_and_kill),
+	    cmocka_unit_test(test_child_dies_with_server),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
