@@ -80,6 +80,11 @@ int log_set_nonblocking(void)
 	return 0;
 }
 
+void log_dropped_elsewhere(uint64_t n)
+{
+	log_unreported += n;
+}
+
 uint64_t log_dropped_total(void)
 {
 	return log_dropped;

@@ -34,6 +34,10 @@ int log_set_nonblocking(void);
 /* log_dropped_total: lines this process dropped because stderr was
  * stalled. */
 uint64_t log_dropped_total(void);
+/* log_dropped_elsewhere: n lines another process dropped (a child's
+ * report), to be announced with this process's next line that gets
+ * through. Not added to log_dropped_total(). */
+void log_dropped_elsewhere(uint64_t n);
 /* log_enabled: whether messages of this level are written. */
 int log_enabled(enum log_level level);
 

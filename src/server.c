@@ -393,6 +393,10 @@ static void read_reports(struct server *s)
 			if (k != NULL && !k->reported) {
 				k->reported = 1;
 				stats_add_report(&r);
+				/* Children that dropped lines leave before
+				 * they can say so: the parent does. */
+				if (r.log_dropped > 0)
+					log_dropped_elsewhere(r.log_dropped);
 				ok = 1;
 			}
 		}
