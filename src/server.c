@@ -44,7 +44,7 @@
 #include "log.h"
 #include "net.h"
 #include "sandbox.h"
-#include "session.h"
+#include "conn.h"
 #include "stats.h"
 
 static volatile sig_atomic_t got_chld, got_term, got_usr1;
@@ -115,7 +115,7 @@ struct server {
 	int64_t backoff_end; /* listener not polled before this time */
 	struct held held[SERVER_HOLD_MAX];
 	unsigned nheld;
-	struct session_ctx ctx; /* what every child is given */
+	struct conn_ctx ctx; /* what every child is given */
 	struct ratelim rl_accept, rl_fork, rl_reject, rl_report;
 };
 
@@ -469,7 +469,7 @@ static int spawn(struct server *s, int fd, const struct sockaddr *sa,
 		 * socket (echod.c closed the rest at start). */
 		close(s->lfd);
 		close(s->report_rx);
-		session_run(fd, sa, len, &s->ctx);
+		conn_run(fd, sa, len, &s->ctx);
 	}
 	if (pid < 0) {
 		int err = errno;

@@ -1,37 +1,118 @@
 /*
- * session.h - a child serving its one connection.
+ * session.h - one connection served: the loop of read, engine, write,
+ * flush, shut down and linger, with every effect on the world reached
+ * through a small table of operations.
+ *
+ * Why a struct of operations rather than a link-time seam: the same
+ * process must be able to run the production operations (conn.c: a socket,
+ * ppoll, the clock) and, in tests and fuzz targets, simulated ones (a peer
+ * and a kernel the fuzz input controls), many sessions side by side, with
+ * no relinking; and the next callers (inetd mode, the PROXY protocol, a
+ * zero-copy raw path) pass their own. An indirect call per system call
+ * costs nothing next to the system call. (s2n-tls's send/recv callbacks,
+ * OpenSSL's BIO pairs.)
+ *
+ * The session never blocks, allocates, reads a global or calls the
+ * parent: its clock, its stop request and its waits come from the
+ * operations, its buffers and counters belong to the caller.
  */
 #ifndef ECHOD_SESSION_H
 #define ECHOD_SESSION_H
 
-#include <signal.h>
-#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-#include "opts.h"
+#include "proto.h"
+#include "stats.h"
 
-/* What a session needs from whoever started it, besides the connection. */
-struct session_ctx {
-	const struct echod_opts *o;
-	/* The signal mask inside ppoll(): the caller's flag-setting handlers
-	 * (SIGTERM, SIGINT) open, everything else as the caller had it. */
-	const sigset_t *waitmask;
-	/* Raised by the caller's SIGTERM/SIGINT handler. */
-	const volatile sig_atomic_t *term;
-	/* Where the close report goes (struct conn_report), -1 for none. */
-	int report_fd;
-	/* The process whose death must end this one. */
-	pid_t parent;
+/* session_ops.read: nothing available now. */
+#define SESSION_AGAIN (-2)
+
+/* Readiness, for session_ops.wait. */
+#define SESSION_EV_IN  1 /* readable, or the peer closed or failed */
+#define SESSION_EV_OUT 2 /* writable */
+
+struct session_ops {
+	/* Read up to len bytes: > 0 read, 0 at the peer's EOF, SESSION_AGAIN,
+	 * or -1 when the connection is gone. */
+	ssize_t (*read)(void *io, void *buf, size_t len);
+	/* Write up to len bytes: the bytes taken (0 when none fit now), or -1
+	 * when the connection is gone. */
+	ssize_t (*write)(void *io, const void *buf, size_t len);
+	/* Send FIN after what was written. */
+	void (*shutdown_wr)(void *io);
+	/* Bytes written but not yet acknowledged by the peer (the FIN
+	 * included), or -1 when unknown. */
+	int (*outq)(void *io);
+	/* Wait until one of `events` is ready, the clock reaches deadline_ms
+	 * (-1: no deadline) or a stop request may have arrived. Returns the
+	 * ready events (0: none, e.g. the deadline), or -1 when waiting
+	 * failed (the session then ends as a reset). */
+	int (*wait)(void *io, int events, int64_t deadline_ms);
+	/* A monotonic clock in milliseconds. */
+	int64_t (*now_ms)(void *io);
+	/* Whether the server asked every connection to finish (shutdown). */
+	int (*stopping)(void *io);
+	/* -v: the engine echoed out[0..n) (may be NULL). */
+	void (*echoed)(void *io, const uint8_t *out, size_t n);
+};
+
+struct session_cfg {
+	enum proto_mode mode;
+	uint8_t delim;
+	uint32_t max_msg;
+	uint32_t idle_ms;	 /* 0: never */
+	uint32_t linger_ms;	 /* lingering and a stalled flush give up */
+	uint32_t linger_poll_ms; /* how often the send queue is looked at */
+	size_t bufsize;		 /* each of the input and output buffers */
+};
+
+/* The phases of a session, in order. */
+enum session_phase {
+	SESSION_SERVING = 0, /* read, run the engine, write */
+	SESSION_CLOSING,     /* the server closes first: flush, read nothing */
+	SESSION_LINGERING,   /* FIN sent: drop input while echoes drain */
+	SESSION_DONE,	     /* the caller closes the connection */
+};
+
+struct session {
+	const struct session_ops *ops;
+	void *io;
+	struct session_cfg cfg;
+	enum session_phase phase;
+	enum close_reason reason;
+	struct proto p;
+	uint8_t *in, *out;
+	size_t in_off, in_len;	 /* unconsumed input: in[in_off..+in_len) */
+	size_t out_off, out_len; /* unsent output: out[out_off..out_len) */
+	/* What the data says, independent of the phase: */
+	uint8_t in_eof;	     /* the peer shut down its sending side */
+	uint8_t engine_end;  /* proto_run returned DONE or an error */
+	uint8_t engine_owes; /* proto_run said NEED_OUTPUT: it holds output */
+	int outq;	     /* LINGERING: unacknowledged bytes last seen */
+	int64_t start_ms, progress_ms;
+	struct conn_report rep; /* bytes, messages, errors, the reason */
 };
 
 /*
- * session_run: confine this process (sandbox_child), serve the connection
- * fd (non-blocking) from peer until it ends, log its close line, send the
- * report and leave with exit_group(2). Called in the child right after
- * fork(), with the signals of the parent's handlers blocked, holding no
- * descriptor but fd, the report socket, stderr and /dev/null.
+ * session_init: a session over caller-owned buffers: in and out of
+ * cfg->bufsize bytes each, and in line and frame mode msgbuf of
+ * proto_msgbuf_size(cfg->max_msg) bytes. msgbuf NULL in those modes means
+ * it could not be had: the session then closes at once with the reason
+ * CLOSE_NOMEM (FIN, linger). Returns 0, or -1 on a bad configuration.
  */
-void session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
-		 const struct session_ctx *ctx) __attribute__((noreturn));
+int session_init(struct session *s, const struct session_cfg *cfg,
+		 const struct session_ops *ops, void *io, uint8_t *in,
+		 uint8_t *out, uint8_t *msgbuf, size_t msgcap);
+
+/*
+ * session_serve: serve until the session is done (phase SESSION_DONE);
+ * s->reason says why and s->rep holds the counters (duration excepted).
+ * Every byte the engine produced for the bytes it consumed is written,
+ * in order, unless the connection is gone (CLOSE_RESET) or a flush makes
+ * no progress for linger_ms. The caller then closes the connection.
+ */
+void session_serve(struct session *s);
 
 #endif /* ECHOD_SESSION_H */

@@ -1,0 +1,321 @@
+/*
+ * conn.c - see conn.h. The production side of session.h: a non-blocking
+ * socket, ppoll() with the parent's signals open only while waiting, the
+ * monotonic clock, the shutdown flag of the control page.
+ */
+#define _GNU_SOURCE /* ppoll */
+#include "conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/sockios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+#include "sandbox.h"
+#include "session.h"
+#include "stats.h"
+
+struct conn {
+	int fd;
+	const sigset_t *waitmask;
+	const volatile sig_atomic_t *term;
+	struct session s;
+	/* -v: frame boundaries in the echoed stream */
+	uint8_t hdr[PROTO_FRAME_HDR];
+	size_t hdr_len, frame_left;
+	/* The client's address, formatted only when a line is logged:
+	 * inet_ntop and snprintf would fault in text pages that a quiet
+	 * child never needs. */
+	const struct sockaddr *peer_sa;
+	socklen_t peer_len;
+	char peer[NET_ADDRSTRLEN];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Leave the child. Not _exit(): sanitizer runtimes intercept it to run a
+ * leak check, which needs system calls (clone, ptrace) the sandbox kills;
+ * a child's heap dies with it anyway. */
+__attribute__((noreturn)) static void conn_exit(int status)
+{
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+/* ---- session.h's operations over the socket ---- */
+
+static ssize_t op_read(void *io, void *buf, size_t len)
+{
+	ssize_t n = net_read(((struct conn *)io)->fd, buf, len);
+
+	return n == NET_AGAIN ? SESSION_AGAIN : n;
+}
+
+static ssize_t op_write(void *io, const void *buf, size_t len)
+{
+	return net_write(((struct conn *)io)->fd, buf, len);
+}
+
+static void op_shutdown_wr(void *io)
+{
+	shutdown(((struct conn *)io)->fd, SHUT_WR);
+}
+
+static int op_outq(void *io)
+{
+	int q;
+
+	return ioctl(((struct conn *)io)->fd, SIOCOUTQ, &q) == 0 ? q : -1;
+}
+
+static int op_wait(void *io, int events, int64_t deadline)
+{
+	struct conn *c = io;
+	struct pollfd pfd;
+	struct timespec ts;
+	int64_t now;
+	int r, ev = 0;
+
+	pfd.fd = c->fd;
+	pfd.events = (short)((events & SESSION_EV_IN ? POLLIN : 0) |
+			     (events & SESSION_EV_OUT ? POLLOUT : 0));
+	pfd.revents = 0;
+	if (deadline >= 0) {
+		now = now_ms();
+		if (deadline < now)
+			deadline = now;
+		ts.tv_sec = (time_t)((deadline - now) / 1000);
+		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000;
+	}
+	/* The signals are blocked except inside ppoll(): a SIGTERM can never
+	 * slip in between the session's check and the wait. */
+	r = ppoll(&pfd, 1, deadline >= 0 ? &ts : NULL, c->waitmask);
+	if (r < 0) {
+		if (errno == EINTR)
+			return 0;
+		log_warn("ppoll");
+		return -1;
+	}
+	if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+		ev |= SESSION_EV_IN;
+	if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
+		ev |= SESSION_EV_OUT;
+	return ev;
+}
+
+static int64_t op_now_ms(void *io)
+{
+	(void)io;
+	return now_ms();
+}
+
+/* The flag in the control page covers a SIGTERM that ppoll() left
+ * pending because the socket was ready (see server.c): a memory load,
+ * no system call per wake-up. */
+static int op_stopping(void *io)
+{
+	return *((struct conn *)io)->term || control_stopping();
+}
+
+static const char *peer_str(struct conn *s)
+{
+	if (s->peer[0] == '\0')
+		net_addr_str(s->peer_sa, s->peer_len, s->peer, sizeof(s->peer));
+	return s->peer;
+}
+
+static void log_msg(struct conn *s, const uint8_t *b, size_t n, size_t len)
+{
+	char esc[LOG_MSG_CUT * 4 + 4];
+
+	log_debug("msg %s len=%zu \"%s\"", peer_str(s), len,
+		  log_escape(esc, sizeof(esc), b, n, LOG_MSG_CUT));
+}
+
+/* -v: log each message the engine echoes (raw mode: each chunk, as raw
+ * mode has no messages). A message split over two output chunks is
+ * logged in two pieces. */
+static void log_echo(struct conn *s, const uint8_t *b, size_t n)
+{
+	size_t i = 0, k;
+
+	while (i < n) {
+		switch (s->s.p.mode) {
+		case PROTO_LINE: {
+			const uint8_t *d = memchr(b + i, s->s.p.delim, n - i);
+
+			k = d != NULL ? (size_t)(d - (b + i)) + 1 : n - i;
+			log_msg(s, b + i, k, k);
+			i += k;
+			break;
+		}
+		case PROTO_FRAME:
+			if (s->frame_left > 0) {
+				k = n - i < s->frame_left ? n - i
+							  : s->frame_left;
+				s->frame_left -= k;
+				i += k;
+				break;
+			}
+			while (s->hdr_len < PROTO_FRAME_HDR && i < n)
+				s->hdr[s->hdr_len++] = b[i++];
+			if (s->hdr_len < PROTO_FRAME_HDR)
+				break;
+			s->hdr_len = 0;
+			s->frame_left = (size_t)s->hdr[0] << 24 |
+					(size_t)s->hdr[1] << 16 |
+					(size_t)s->hdr[2] << 8 | s->hdr[3];
+			k = n - i < s->frame_left ? n - i : s->frame_left;
+			log_msg(s, b + i, k, s->frame_left);
+			break;
+		default:
+			log_msg(s, b, n, n);
+			i = n;
+			break;
+		}
+	}
+}
+
+static void op_echoed(void *io, const uint8_t *b, size_t n)
+{
+	log_echo(io, b, n);
+}
+
+static const struct session_ops conn_ops = {
+    .read = op_read,
+    .write = op_write,
+    .shutdown_wr = op_shutdown_wr,
+    .outq = op_outq,
+    .wait = op_wait,
+    .now_ms = op_now_ms,
+    .stopping = op_stopping,
+};
+
+static const struct session_ops conn_ops_verbose = {
+    .read = op_read,
+    .write = op_write,
+    .shutdown_wr = op_shutdown_wr,
+    .outq = op_outq,
+    .wait = op_wait,
+    .now_ms = op_now_ms,
+    .stopping = op_stopping,
+    .echoed = op_echoed,
+};
+
+/* One report to the parent, before leaving. A full queue (the parent
+ * busy) is waited for a moment, never forever. */
+static void send_report(struct conn_report *rep, int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	struct timespec ts = {SESSION_REPORT_WAIT_S, 0};
+	int tries;
+
+	if (fd < 0)
+		return;
+	rep->magic = CONN_REPORT_MAGIC;
+	rep->log_dropped = log_dropped_total();
+	for (tries = 0; tries < 2; tries++) {
+		if (send(fd, rep, sizeof(*rep), MSG_DONTWAIT | MSG_NOSIGNAL) >=
+			0 ||
+		    (errno != EAGAIN && errno != EINTR))
+			return;
+		ppoll(&pfd, 1, &ts, NULL);
+	}
+}
+
+void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
+	      const struct conn_ctx *ctx)
+{
+	/* The connection and its two buffers are one static block: untouched
+	 * pages of .bss cost nothing, the first bytes of the input buffer
+	 * share a page with the state (one page fault less per connection
+	 * than a separate mapping), and there is no mmap() to undo at exit. */
+	static struct {
+		struct conn c;
+		uint8_t in[SESSION_BUF_SIZE];
+		uint8_t out[SESSION_BUF_SIZE];
+	} mem;
+	struct conn *const c = &mem.c;
+	struct session *const s = &c->s;
+	const struct echod_opts *o = ctx->o;
+	struct session_cfg cfg;
+	size_t msgcap = 0;
+	uint8_t *msgbuf = NULL;
+	int64_t dur;
+
+	/* The signal dispositions stay the parent's: its handlers only set
+	 * flags, so a SIGTERM or SIGINT (which the parent sends at shutdown,
+	 * and a terminal sends to the whole group) raises *ctx->term;
+	 * SIGUSR1, SIGHUP and SIGCHLD set flags nobody here reads, and the
+	 * signals the parent ignores stay ignored. Some sigaction() calls and
+	 * their page faults less per connection. */
+	log_reinit_pid();
+	c->fd = fd;
+	c->waitmask = ctx->waitmask;
+	c->term = ctx->term;
+	c->peer_sa = peer; /* the parent's accept buffer, ours after fork */
+	c->peer_len = peerlen;
+
+	/* Before the first byte from the client is read. */
+	if (sandbox_child(ctx->parent) < 0) {
+		log_warn("close %s: cannot enter the sandbox", peer_str(c));
+		conn_exit(1);
+	}
+	if (o->mode != PROTO_RAW) {
+		/* Up to 16 MiB: mapped, so only the pages a message really
+		 * uses are ever populated. NULL tells the session to close
+		 * with resource-error: out of memory. */
+		msgcap = proto_msgbuf_size(o->max_msg);
+		msgbuf = mmap(NULL, msgcap, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (msgbuf == MAP_FAILED)
+			msgbuf = NULL;
+	}
+	cfg.mode = o->mode;
+	cfg.delim = o->delim;
+	cfg.max_msg = o->max_msg;
+	cfg.idle_ms = o->idle_timeout * 1000u;
+	cfg.linger_ms = SESSION_LINGER_MS;
+	cfg.linger_poll_ms = SESSION_LINGER_POLL_MS;
+	cfg.bufsize = SESSION_BUF_SIZE;
+	if (session_init(s, &cfg,
+			 log_enabled(LOG_LEVEL_DEBUG) ? &conn_ops_verbose
+						      : &conn_ops,
+			 c, mem.in, mem.out, msgbuf, msgcap) != 0) {
+		log_warnx("close %s: bad engine configuration", peer_str(c));
+		conn_exit(1);
+	}
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("accept %s", peer_str(c));
+
+	session_serve(s);
+
+	close(fd);
+	dur = now_ms() - s->start_ms;
+	s->rep.duration_ms = dur;
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("close %s in=%llu out=%llu discarded=%llu "
+			 "duration=%lld.%03llds reason=%s",
+			 peer_str(c), (unsigned long long)s->rep.bytes_in,
+			 (unsigned long long)s->rep.bytes_out,
+			 (unsigned long long)s->rep.discarded,
+			 (long long)(dur / 1000), (long long)(dur % 1000),
+			 close_reason_text(s->reason));
+	send_report(&s->rep, ctx->report_fd);
+	conn_exit(0);
+}
