@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""session_seeds.py - writes the named seeds of corpus/session_fuzz/.
+
+The input layout is documented in fuzz/session_fuzz.c: a 9-byte header
+(mode, delimiter choice, max-msg - 1, buffer size - 1, idle timeout, linger,
+no-memory flag, stream length high/low), the client's stream, then the
+schedule (one byte per operation the session calls). Run it from the top of
+the tree to regenerate the seeds: python3 fuzz/session_seeds.py
+"""
+import os
+import struct
+
+RAW, LINE, FRAME = 0, 1, 2
+LF, NUL, SEMI, FF = 0, 1, 2, 3
+
+
+def hdr(mode, stream, delim=LF, max_msg=16, buf=16, idle=10, linger=5,
+        nomem=False):
+    # idle: units of 100 ms, 0x80 = never
+    return bytes([mode, delim, max_msg - 1, buf - 1, idle, linger,
+                  0xff if nomem else 0, (len(stream) >> 8) & 0x0f,
+                  len(stream) & 0xff]) + stream
+
+
+def frame(p):
+    return struct.pack(">I", len(p)) + p
+
+
+# schedule bytes
+READ_ALL_EOF = 0xc0        # read: half-close once everything arrived
+READ_8 = 0x08              # read: 8 bytes arrive
+READ_RESET = 0xff
+WRITE_ALL = 0x0f           # write: up to 15 bytes
+WRITE_FULL = 0x10          # write: socket full
+WRITE_EPIPE = 0xfe
+WAIT_DEADLINE = 0x70       # wait: to the deadline, client acks all
+WAIT_JUMP = 0x60           # wait: far past the idle timeout, acks all
+WAIT_STOP = 0x8f           # wait: a shutdown request
+WAIT_SPURIOUS = 0x0e
+WAIT_FAIL = 0xfd
+WAIT_ACK_FIN = 0xc0 | 0x30  # to the deadline, acks all, FIN acked
+
+seeds = {
+    "raw-halfclose": hdr(RAW, b"hello, world\n") + bytes([READ_8, READ_8, READ_ALL_EOF, WRITE_ALL, WRITE_ALL]),
+    "raw-benign": hdr(RAW, bytes(range(64))),
+    "raw-short-writes": hdr(RAW, b"abcdefghijklmnop" * 4, buf=8) + bytes([0x3f, 0x01, 0x02, 0x01, WRITE_FULL, WAIT_SPURIOUS, 0x03]),
+    "raw-reset-read": hdr(RAW, b"abc") + bytes([READ_8, WRITE_ALL, READ_RESET]),
+    "raw-epipe": hdr(RAW, b"abcdef") + bytes([READ_8, WRITE_EPIPE]),
+    "raw-idle": hdr(RAW, b"", idle=1) + bytes([0xc1, WAIT_JUMP, WAIT_DEADLINE]),
+    "raw-idle-never": hdr(RAW, b"x", idle=0x80) + bytes([0xe0, WAIT_JUMP, WAIT_JUMP, 0x01]),
+    "raw-shutdown": hdr(RAW, b"data before the stop") + bytes([READ_8, WRITE_ALL, WAIT_STOP, WRITE_ALL]),
+    "raw-noread-backpressure": hdr(RAW, bytes(200), buf=4) + bytes([0x3f, WRITE_FULL, WRITE_FULL, 0x00, WRITE_FULL, WAIT_JUMP]),
+    "raw-wait-fails": hdr(RAW, b"") + bytes([0xe0, WAIT_FAIL]),
+    "line-lf": hdr(LINE, b"one\ntwo\nthree\n") + bytes([READ_8, READ_8, READ_ALL_EOF]),
+    "line-tail": hdr(LINE, b"no newline at the end") + bytes([0x3f, READ_ALL_EOF]),
+    "line-too-long": hdr(LINE, b"x" * 40 + b"\nok\n", max_msg=8) + bytes([0x3f, 0x3f, READ_ALL_EOF]),
+    "line-nul": hdr(LINE, b"a\0bb\0", delim=NUL) + bytes([0x3f, READ_ALL_EOF]),
+    "line-shutdown-partial": hdr(LINE, b"done\npartial") + bytes([0x3f, WAIT_STOP, WRITE_ALL, WAIT_ACK_FIN]),
+    "line-nomem": hdr(LINE, b"hello\n", nomem=True) + bytes([WAIT_DEADLINE, READ_8, WAIT_ACK_FIN]),
+    "line-tiny-buffers": hdr(LINE, b"ab\ncd\nef\n" * 5, buf=1, max_msg=3) + bytes([0x01] * 30),
+    "frame-ok": hdr(FRAME, frame(b"hello") + frame(b"") + frame(b"world")) + bytes([0x3f, READ_ALL_EOF]),
+    "frame-too-large": hdr(FRAME, frame(b"ok") + struct.pack(">I", 1000) + b"junk" * 10, max_msg=8) + bytes([0x3f, WRITE_ALL, WAIT_DEADLINE, 0x3f, WAIT_ACK_FIN]),
+    "frame-too-large-slow-reader": hdr(FRAME, frame(b"12345678") * 4 + struct.pack(">I", 99) + b"z" * 30, max_msg=8, buf=6) + bytes([0x3f, 0x3f, 0x01, 0x02, 0x05, 0x01, 0x02, 0x01, 0x3f, 0x05, 0x01, 0x05]),
+    "frame-truncated": hdr(FRAME, struct.pack(">I", 10) + b"abc") + bytes([0x3f, READ_ALL_EOF]),
+    "frame-split-header": hdr(FRAME, frame(b"abcdef") * 3) + bytes([0x01, 0x01, 0x01, 0x01, 0x03, 0x3f]),
+    "frame-linger-no-ack": hdr(FRAME, struct.pack(">I", 500) + b"x" * 20, max_msg=4) + bytes([0x3f, 0x3f, 0x00, 0x00, 0x00, 0x00]),
+    "frame-shutdown-then-eof": hdr(FRAME, frame(b"aa") + frame(b"bb")) + bytes([READ_8, WAIT_STOP, READ_ALL_EOF, WRITE_ALL]),
+}
+
+here = os.path.dirname(os.path.abspath(__file__))
+out = os.path.join(here, "..", "corpus", "session_fuzz")
+os.makedirs(out, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(out, name + ".bin"), "wb") as f:
+        f.write(data)
+print("%d seeds in %s" % (len(seeds), os.path.normpath(out)))
