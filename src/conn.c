@@ -177,9 +177,7 @@ static void log_echo(struct conn *s, const uint8_t *b, size_t n)
 			if (s->hdr_len < PROTO_FRAME_HDR)
 				break;
 			s->hdr_len = 0;
-			s->frame_left = (size_t)s->hdr[0] << 24 |
-					(size_t)s->hdr[1] << 16 |
-					(size_t)s->hdr[2] << 8 | s->hdr[3];
+			s->frame_left = proto_frame_len(s->hdr);
 			k = n - i < s->frame_left ? n - i : s->frame_left;
 			log_msg(s, b + i, k, s->frame_left);
 			break;

@@ -544,10 +544,7 @@ static size_t answer_feed(struct client *c, struct answer *a, const uint8_t *p,
 				a->hdr[a->hdr_len++] = p[used++];
 				if (a->hdr_len < PROTO_FRAME_HDR)
 					break;
-				a->body_left = (uint64_t)a->hdr[0] << 24 |
-					       (uint64_t)a->hdr[1] << 16 |
-					       (uint64_t)a->hdr[2] << 8 |
-					       (uint64_t)a->hdr[3];
+				a->body_left = proto_frame_len(a->hdr);
 				if (a->body_left > a->max_msg) {
 					out_end_line(c);
 					errx_line(
@@ -750,10 +747,7 @@ static void send_line(struct client *c, char *line, size_t len, int has_nl)
 		break;
 	case PROTO_FRAME:
 	default:
-		hdr[0] = (uint8_t)(len >> 24);
-		hdr[1] = (uint8_t)(len >> 16);
-		hdr[2] = (uint8_t)(len >> 8);
-		hdr[3] = (uint8_t)len;
+		proto_frame_hdr(hdr, (uint32_t)len);
 		iov[n++] = (struct iovec){hdr, sizeof(hdr)};
 		iov[n++] = (struct iovec){line, len};
 		want = 1;

@@ -79,12 +79,6 @@ const char *proto_status_str(int status)
 	}
 }
 
-static uint32_t be32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	       (uint32_t)b[2] << 8 | (uint32_t)b[3];
-}
-
 static size_t min_size(size_t a, size_t b)
 {
 	return a < b ? a : b;
@@ -241,7 +235,7 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 				goto out;
 			}
 			if (p->msg_len == 0 && avail >= PROTO_FRAME_HDR) {
-				len = be32(in + i);
+				len = proto_frame_len(in + i);
 				if (len > p->max_msg) {
 					p->errors++;
 					st = finish(p, PROTO_E_TOO_LARGE);
@@ -265,7 +259,7 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 			i += n;
 			if (p->msg_len < PROTO_FRAME_HDR)
 				break;
-			len = be32(p->msgbuf);
+			len = proto_frame_len(p->msgbuf);
 			if (len > p->max_msg) {
 				p->errors++;
 				st = finish(p, PROTO_E_TOO_LARGE);

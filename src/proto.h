@@ -132,6 +132,23 @@ size_t proto_msgbuf_size(uint32_t max_msg);
 int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 	      uint8_t *out, size_t outcap, size_t *consumed, size_t *produced);
 
+/* The frame header (RFC-style network byte order), for the engine and for
+ * every program that writes or reads frames, so that one spelling of it
+ * exists. */
+static inline uint32_t proto_frame_len(const uint8_t h[PROTO_FRAME_HDR])
+{
+	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+	       (uint32_t)h[2] << 8 | (uint32_t)h[3];
+}
+
+static inline void proto_frame_hdr(uint8_t h[PROTO_FRAME_HDR], uint32_t len)
+{
+	h[0] = (uint8_t)(len >> 24);
+	h[1] = (uint8_t)(len >> 16);
+	h[2] = (uint8_t)(len >> 8);
+	h[3] = (uint8_t)len;
+}
+
 /* proto_pending: bytes the engine holds (message buffer plus header). */
 size_t proto_pending(const struct proto *p);
 

@@ -8,7 +8,7 @@
  * Workers leave their counters and histograms in the same shared block;
  * the parent merges them and reports (report.c).
  */
-#define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
+#define _GNU_SOURCE /* getaddrinfo under -std=c11 */
 #include "stress.h"
 #include "parse.h"
 #include "proto.h"

@@ -9,7 +9,7 @@
  * Back-pressure: a connection with unsent echo bytes stops being read until
  * they are written, so a client that never reads costs one buffer.
  */
-#define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>

@@ -1,7 +1,6 @@
 /*
  * report.c - the final summary, the JSON report and the HdrHistogram file.
  */
-#define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
 #include "report.h"
 
 #include <errno.h>

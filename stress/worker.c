@@ -9,7 +9,7 @@
  * a time (connect timeout, echo timeout, open-loop send time, abuse tick),
  * kept in a binary heap.
  */
-#define _GNU_SOURCE /* accept4, memmem, epoll_pwait2 */
+#define _GNU_SOURCE /* memmem, epoll_pwait2 */
 #include "stress.h"
 #include "proto.h"
 
@@ -242,10 +242,7 @@ static void msg_setup(struct worker *w, struct conn *c, uint32_t pay)
 	c->dl = cfg->mode == ST_LINE ? 1 : 0;
 	c->pay = pay;
 	c->poff = (uint32_t)((h >> 32) % ST_PAT_WINDOWS);
-	c->hdr[0] = (uint8_t)(pay >> 24);
-	c->hdr[1] = (uint8_t)(pay >> 16);
-	c->hdr[2] = (uint8_t)(pay >> 8);
-	c->hdr[3] = (uint8_t)pay;
+	proto_frame_hdr(c->hdr, pay);
 	c->len = c->hl + c->pay + c->dl;
 	c->tx = c->rx = 0;
 }
@@ -398,10 +395,7 @@ static void oversize_send(struct worker *w, struct conn *c)
 		/* The header announces max_msg + 1; a little of the body is
 		 * enough for the server to refuse it. */
 		msg_setup(w, c, 1024);
-		c->hdr[0] = (uint8_t)((cfg->max_msg + 1) >> 24);
-		c->hdr[1] = (uint8_t)((cfg->max_msg + 1) >> 16);
-		c->hdr[2] = (uint8_t)((cfg->max_msg + 1) >> 8);
-		c->hdr[3] = (uint8_t)(cfg->max_msg + 1);
+		proto_frame_hdr(c->hdr, cfg->max_msg + 1);
 	}
 	if (flush_tx(w, c, UINT32_MAX, 1) < 0)
 		abuse_ended(w, c, 1);
