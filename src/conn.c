@@ -125,7 +125,7 @@ static int64_t op_now_ms(void *io)
 }
 
 /* The flag in the control page covers a SIGTERM that ppoll() left
- * pending because the socket was ready (see server.c): a memory load,
+ * pending because the socket was ready (see server_sys.c): a memory load,
  * no system call per wake-up. */
 static int op_stopping(void *io)
 {

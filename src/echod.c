@@ -15,7 +15,7 @@
 #include "net.h"
 #include "opts.h"
 #include "sandbox.h"
-#include "server.h"
+#include "server_sys.h"
 #include "stats.h"
 
 #ifndef ECHOD_VERSION
@@ -60,6 +60,7 @@ static void detach_descriptors(void)
 int main(int argc, char **argv)
 {
 	struct echod_opts o;
+	struct server_sys srv;
 	char err[256], name[NET_ADDRSTRLEN];
 	int lfd;
 
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (control_init() < 0)
 		log_fatal("cannot map the control page: %s", strerror(errno));
-	if (server_init(&o) < 0)
+	if (server_sys_init(&srv, &o) < 0)
 		log_fatal("cannot allocate the connection table or the report "
 			  "socket: %s",
 			  strerror(errno));
@@ -104,5 +105,5 @@ int main(int argc, char **argv)
 		 opts_mode_name(o.mode), o.delim, o.max_msg, o.max_conns,
 		 o.max_per_ip, o.idle_timeout, o.backlog, o.shutdown_timeout,
 		 sandbox_name());
-	return server_run(lfd);
+	return server_sys_run(&srv, lfd);
 }

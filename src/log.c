@@ -219,6 +219,12 @@ LOG_FN(log_warn, LOG_LEVEL_ERROR, 1)
 LOG_FN(log_warnx, LOG_LEVEL_ERROR, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
 
+void log_vprint(enum log_level level, const char *fmt, va_list ap)
+{
+	if (log_enabled(level))
+		vlog(NULL, fmt, ap);
+}
+
 void log_fatal(const char *fmt, ...)
 {
 	va_list ap;

@@ -14,6 +14,7 @@
 #ifndef ECHOD_LOG_H
 #define ECHOD_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,10 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Shown with -v only. */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line at this level, without errno, from a caller that passes its
+ * arguments on (server_sys.c, for the server loop's lines). */
+void log_vprint(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* An error, then exit(1). */
 void log_fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

@@ -77,6 +77,19 @@
 /* Send buffer of the children's report socket: about 4,000 reports queued
  * before a closing child has to wait for the parent. */
 #define SERVER_REPORT_SNDBUF (4 * 1024 * 1024)
+/* At most this many reports fit in the socket (the kernel doubles the
+ * buffer, and each message costs it more than 512 bytes: 10,923 at 767
+ * on Linux 6). Once children are reaped, their reports are somewhere in
+ * the queue, behind whatever other children sent: the parent reads up to
+ * this many, so that no flood of refused reports from one child can hide
+ * another's. */
+#define SERVER_REPORT_QUEUE_MAX (2 * SERVER_REPORT_SNDBUF / 512)
+/* After SIGKILL at the end of a drain, how long the parent waits for the
+ * children to be reaped before it exits anyway. */
+#define SERVER_KILL_WAIT_MS 2000
+/* A failed read of the report socket is retried this many times before
+ * the parent leaves it alone for the back-off. */
+#define SERVER_REPORT_TRIES 4
 /* Rate limit of repeated accept/fork error lines: at most one line per kind
  * per interval; the next line says how many were suppressed. */
 #define SERVER_LOG_INTERVAL_MS 1000

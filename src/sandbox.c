@@ -171,8 +171,9 @@ static const int sandbox_any[] = {
     /* the parent */
     SCMP_SYS(accept4),
     SCMP_SYS(wait4),
-    SCMP_SYS(rt_sigpending),
-    SCMP_SYS(recvmsg), /* the children's reports, with credentials */
+    SCMP_SYS(rt_sigtimedwait), /* taking pending signals, zero timeout */
+    SCMP_SYS(clock_nanosleep), /* the back-off when ppoll itself fails */
+    SCMP_SYS(recvmsg),	       /* the children's reports, with credentials */
     /* a child */
     SCMP_SYS(set_robust_list), /* glibc, in the child of fork() */
     SCMP_SYS(shutdown),	       /* the lingering close */

@@ -9,8 +9,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "log.h"
-
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
@@ -43,26 +41,24 @@ const char *close_reason_text(enum close_reason r)
 	return (unsigned)r < CLOSE_REASONS ? reason_text[r] : "unknown";
 }
 
-void stats_add_report(const struct conn_report *r)
+void stats_add_report(struct stats *st, const struct conn_report *r)
 {
-	stats.bytes_in += r->bytes_in;
-	stats.bytes_out += r->bytes_out;
-	stats.discarded += r->discarded;
-	stats.messages += r->messages;
-	stats.protocol_errors += r->protocol_errors;
-	stats.log_dropped += r->log_dropped;
+	st->bytes_in += r->bytes_in;
+	st->bytes_out += r->bytes_out;
+	st->discarded += r->discarded;
+	st->messages += r->messages;
+	st->protocol_errors += r->protocol_errors;
+	st->log_dropped += r->log_dropped;
 	if (r->reason == CLOSE_IDLE)
-		stats.idle_timeouts++;
+		st->idle_timeouts++;
 	else if (r->reason == CLOSE_RESET)
-		stats.resets++;
+		st->resets++;
 	else if (r->reason == CLOSE_NOMEM)
-		stats.resource_errors++;
+		st->resource_errors++;
 }
 
-char *stats_format(char *buf, size_t len)
+char *stats_format(const struct stats *s, char *buf, size_t len)
 {
-	const struct stats *s = &stats;
-
 	snprintf(
 	    buf, len,
 	    "accepted=%llu active=%llu peak=%llu deferred=%llu "
@@ -81,7 +77,7 @@ char *stats_format(char *buf, size_t len)
 	    (unsigned long long)s->idle_timeouts, (unsigned long long)s->resets,
 	    (unsigned long long)s->resource_errors,
 	    (unsigned long long)s->sandbox_kills,
-	    (unsigned long long)(s->log_dropped + log_dropped_total()),
+	    (unsigned long long)s->log_dropped,
 	    (unsigned long long)s->bad_reports);
 	return buf;
 }

@@ -72,15 +72,15 @@ struct conn_report {
 };
 #define CONN_REPORT_MAGIC 0x65636872u /* "echr" */
 
-/* The parent's counters. Children have a stale copy they never use. */
+/* echod's counters, kept by the parent (server_sys.c hands them to the
+ * server loop). Children have a stale copy they never use. */
 extern struct stats stats;
 
-/* stats_add_report: add a child's report to the counters. */
-void stats_add_report(const struct conn_report *r);
+/* stats_add_report: add a child's report to the counters *st. */
+void stats_add_report(struct stats *st, const struct conn_report *r);
 
-/* stats_format: "accepted=1 active=0 ..." into buf (log_dropped adds the
- * calling process's own drops). Returns buf. */
-char *stats_format(char *buf, size_t len);
+/* stats_format: "accepted=1 active=0 ..." of *st into buf. Returns buf. */
+char *stats_format(const struct stats *st, char *buf, size_t len);
 
 /* control_init: map the control page (see above). Returns 0 or -1 with
  * errno. */

@@ -1,0 +1,432 @@
+/*
+ * server_sys.c - see server_sys.h. The production side of server.h:
+ *
+ * - The signals the loop handles (CHLD, TERM, INT, QUIT, USR1, HUP) stay
+ *   blocked except inside ppoll() (the pselect pattern), and their
+ *   handlers only set a flag, which the wait hands to the loop as
+ *   SERVER_SIG_* bits. Children are forked with them blocked, so a SIGTERM
+ *   sent at once after fork() waits for the child's own handler.
+ * - No signal but SIGKILL ends the parent without a drain: the other
+ *   signals whose default is to terminate are handled (HUP logs the
+ *   counters, QUIT drains like TERM) or ignored, and children die with it
+ *   (PR_SET_PDEATHSIG, sandbox.c).
+ * - Children report their counters once, over a socket that tells the
+ *   parent who sent each report (stats.h).
+ * - The flags are the only globals: signal handlers need them, and only
+ *   these operations read them.
+ */
+#define _GNU_SOURCE /* accept4, ppoll, struct ucred */
+#include "server_sys.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "stats.h"
+
+static volatile sig_atomic_t got_chld, got_term, got_usr1;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_chld = 1;
+	else if (sig == SIGUSR1 || sig == SIGHUP)
+		got_usr1 = 1;
+	else
+		got_term = 1;
+}
+
+/* The signals the loop handles: blocked except inside ppoll(). */
+static const int handled[] = {SIGCHLD, SIGTERM, SIGINT,
+			      SIGQUIT, SIGUSR1, SIGHUP};
+/* Signals whose default action ends the process and that mean nothing to
+ * echod: ignored, so that a stray one cannot end it without its drain.
+ * (The fault signals, SEGV and the like, keep their default: they mean a
+ * bug, and hiding one would be worse.) */
+static const int ignored[] = {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,  SIGIO,
+			      SIGPWR,  SIGXCPU, SIGXFSZ,   SIGSTKFLT};
+
+static int64_t clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- server.h's operations over the kernel ---- */
+
+static int sys_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
+		      int *err)
+{
+	struct server_sys *x = io;
+	int fd = accept4(x->lfd, (struct sockaddr *)ss, len,
+			 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		*err = errno;
+	return fd;
+}
+
+static pid_t sys_spawn(void *io, int fd, const struct sockaddr *sa,
+		       socklen_t len, int *err)
+{
+	struct server_sys *x = io;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		/* Before a byte is read, the child holds nothing of the
+		 * parent's but stderr, /dev/null and its side of the report
+		 * socket (echod.c closed the rest at start). */
+		close(x->lfd);
+		close(x->report_rx);
+		conn_run(fd, sa, len, &x->ctx);
+	}
+	if (pid < 0)
+		*err = errno;
+	return pid;
+}
+
+static void sys_close(void *io, int fd, int how)
+{
+	int n = 0;
+
+	(void)io;
+	if (how == SERVER_CLOSE_FIN) {
+		/* close() with unread input answers RST: drop what the
+		 * client sent first, then FIN. */
+		while (n++ < 16 &&
+		       recv(fd, NULL, 1 << 20, MSG_DONTWAIT | MSG_TRUNC) > 0)
+			;
+		shutdown(fd, SHUT_WR);
+	}
+	close(fd);
+}
+
+static pid_t sys_reap(void *io, int *status, int block)
+{
+	(void)io;
+	return waitpid(-1, status, block ? 0 : WNOHANG);
+}
+
+static void sys_kill(void *io, pid_t pid, int sig)
+{
+	(void)io;
+	kill(pid, sig);
+}
+
+/*
+ * ppoll() delivers the signals it unblocks only when it has to wait: when
+ * a descriptor is ready at once it restores the mask with the signals
+ * still pending. Under a connection flood the listener is always ready,
+ * so pending signals are taken after every wake-up (or SIGTERM and
+ * SIGCHLD would starve) with sigtimedwait(): taken, not peeked at with
+ * sigpending(), which left them pending, so that each wake-up saw them
+ * again and one SIGUSR1 logged the counters a dozen times.
+ */
+static void take_pending(const sigset_t *handled_set)
+{
+	static const struct timespec zero = {0, 0};
+	int sig, n;
+
+	for (n = 0; n < 8; n++) {
+		sig = sigtimedwait(handled_set, NULL, &zero);
+		if (sig < 0)
+			return;
+		on_signal(sig);
+	}
+}
+
+static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
+		    int *err)
+{
+	struct server_sys *x = io;
+	struct pollfd pfd[2];
+	struct timespec ts;
+	int64_t now;
+	int r, ev = 0;
+
+	/* After a failed read of the report socket, leave it alone for the
+	 * back-off: it stays readable, and polling it would spin. */
+	pfd[0].fd = clock_ms() < x->report_backoff_end ? -1 : x->report_rx;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = x->lfd;
+	pfd[1].events = POLLIN;
+	pfd[0].revents = pfd[1].revents = 0;
+	if (deadline >= 0) {
+		now = clock_ms();
+		if (deadline < now)
+			deadline = now;
+		ts.tv_sec = (time_t)((deadline - now) / 1000);
+		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000;
+	}
+	r = ppoll(pfd, listener ? 2 : 1, deadline >= 0 ? &ts : NULL,
+		  &x->waitmask);
+	if (r < 0 && errno != EINTR) {
+		/* Not waiting would spin, and the signals are open only in
+		 * ppoll(): take them here, and sleep the back-off. */
+		*err = errno;
+		ev = -1;
+		take_pending(&x->handled);
+		ts.tv_sec = 0;
+		ts.tv_nsec = SERVER_BACKOFF_MS * 1000000L;
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	}
+	if (r > 0) {
+		take_pending(&x->handled);
+		if (pfd[0].revents & POLLIN)
+			ev |= SERVER_EV_REPORTS;
+		if (listener && (pfd[1].revents & (POLLIN | POLLERR)))
+			ev |= SERVER_EV_LISTENER;
+	}
+	/* The handlers run only inside ppoll(): nothing can set a flag
+	 * between these reads and clears. */
+	*sigs = (got_chld ? SERVER_SIG_CHLD : 0) |
+		(got_usr1 ? SERVER_SIG_STATS : 0) |
+		(got_term ? SERVER_SIG_TERM : 0);
+	got_chld = got_usr1 = got_term = 0;
+	return ev;
+}
+
+static int sys_report(void *io, struct conn_report *r, pid_t *pid)
+{
+	struct server_sys *x = io;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(struct ucred))];
+	} cm;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct ucred cred;
+	ssize_t got;
+	int tries = 0;
+
+	do {
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = r;
+		iov.iov_len = sizeof(*r);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		got = recvmsg(x->report_rx, &mh, MSG_DONTWAIT);
+		/* A transient error (ENOMEM, a signal) must not make a queued
+		 * report look absent: the caller would forget its child, and
+		 * read the report later as a stranger's. */
+	} while (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		 ++tries < SERVER_REPORT_TRIES);
+	if (got < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			x->report_backoff_end = clock_ms() + SERVER_BACKOFF_MS;
+		return SERVER_REPORT_NONE;
+	}
+	/* The kernel stamps each message with its sender (SO_PASSCRED). */
+	c = CMSG_FIRSTHDR(&mh);
+	if (got != (ssize_t)sizeof(*r) || (mh.msg_flags & MSG_TRUNC) ||
+	    c == NULL || c->cmsg_level != SOL_SOCKET ||
+	    c->cmsg_type != SCM_CREDENTIALS)
+		return SERVER_REPORT_BAD;
+	memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+	*pid = cred.pid;
+	return SERVER_REPORT_OK;
+}
+
+static void sys_shutdown(void *io)
+{
+	struct server_sys *x = io;
+
+	close(x->lfd);
+	control_shutdown();
+}
+
+static int64_t sys_now_ms(void *io)
+{
+	(void)io;
+	return clock_ms();
+}
+
+/* The counters' log_dropped is the children's lost lines (from their
+ * reports) plus ours (log.c): fold ours in after every line. */
+static void count_own_drops(struct server_sys *x)
+{
+	uint64_t own = log_dropped_total();
+
+	x->srv.st->log_dropped += own - x->own_dropped;
+	x->own_dropped = own;
+}
+
+__attribute__((format(printf, 3, 0))) static void
+sys_log(void *io, unsigned kind, const char *fmt, va_list ap)
+{
+	struct server_sys *x = io;
+	uint64_t kids = x->srv.st->log_dropped - x->own_dropped;
+
+	/* Children that dropped lines leave before they can say so: log.c
+	 * announces them before our next line that gets through. */
+	if (kids > x->kids_announced) {
+		log_dropped_elsewhere(kids - x->kids_announced);
+		x->kids_announced = kids;
+	}
+	log_vprint(kind == SERVER_LOG_SHUTDOWN ? LOG_LEVEL_INFO
+					       : LOG_LEVEL_ERROR,
+		   fmt, ap);
+	count_own_drops(x);
+}
+
+static const struct server_ops sys_ops = {
+    .accept = sys_accept,
+    .spawn = sys_spawn,
+    .close = sys_close,
+    .reap = sys_reap,
+    .kill = sys_kill,
+    .wait = sys_wait,
+    .report = sys_report,
+    .shutdown = sys_shutdown,
+    .now_ms = sys_now_ms,
+    .log = sys_log,
+};
+
+/* ---- set-up ---- */
+
+static void *table_alloc(size_t n, size_t size)
+{
+	/* Anonymous pages: only those a connection touches are ever
+	 * populated, so a large --max-conns costs nothing up front. */
+	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Children never look at the parent's tables, and with hashed slots
+	 * every page of them ends up populated: without this, each fork()
+	 * would copy their page tables and each child's exit tear them down
+	 * (192 pages at -c 12000). */
+	(void)madvise(p, n * size, MADV_DONTFORK);
+	return p;
+}
+
+/* Ignore a signal with the kernel's own call: glibc refuses to touch the
+ * two real-time signals it reserves (32 and 33), whose default would
+ * still end the process. */
+static void ignore_signal(int sig)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} ksa;
+
+	memset(&ksa, 0, sizeof(ksa));
+	ksa.handler = (void *)SIG_IGN;
+	(void)syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof(ksa.mask));
+}
+
+/* The children's report socket: SOCK_SEQPACKET keeps each report whole,
+ * SO_PASSCRED makes the kernel say who sent it, and a send buffer large
+ * enough that a burst of children closing at once rarely waits. */
+static int report_socket(struct server_sys *x)
+{
+	int sv[2], on = 1, size = SERVER_REPORT_SNDBUF;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) <
+	    0)
+		(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size,
+				 sizeof(size));
+	x->report_rx = sv[0];
+	x->report_tx = sv[1];
+	return 0;
+}
+
+int server_sys_init(struct server_sys *x, const struct echod_opts *o)
+{
+	struct server_child *kids;
+	struct server_ipcount *ips = NULL;
+	struct server_cfg cfg;
+	struct sigaction sa;
+	sigset_t block;
+	size_t slots = server_slots(o->max_conns), i;
+	int sig;
+
+	memset(x, 0, sizeof(*x));
+	x->lfd = -1;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.max_conns = o->max_conns;
+	cfg.max_per_ip = o->max_per_ip;
+	cfg.idle_timeout_s = o->idle_timeout;
+	cfg.shutdown_timeout_s = o->shutdown_timeout;
+	kids = table_alloc(slots, sizeof(*kids));
+	if (o->max_per_ip > 0)
+		ips = table_alloc(slots, sizeof(*ips));
+	if (kids == NULL || (o->max_per_ip > 0 && ips == NULL))
+		return -1;
+	if (report_socket(x) < 0)
+		return -1;
+	if (getrandom(&cfg.seed, sizeof(cfg.seed), GRND_NONBLOCK) < 0)
+		cfg.seed = (uint64_t)clock_ms() ^ (uint64_t)getpid();
+	if (server_init(&x->srv, &cfg, &sys_ops, x, &stats, kids, ips) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	for (i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
+		sa.sa_flags = handled[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
+		/* Without its handler a signal would end echod undrained or
+		 * leave children unreaped: fail at start instead. */
+		if (sigaction(handled[i], &sa, NULL) < 0)
+			return -1;
+		sigaddset(&block, handled[i]);
+	}
+	x->handled = block;
+	for (i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		ignore_signal(ignored[i]);
+	for (sig = 32; sig <= 64; sig++) /* every real-time signal */
+		ignore_signal(sig);
+	if (sigprocmask(SIG_BLOCK, &block, &x->waitmask) < 0)
+		return -1;
+	for (i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+		sigdelset(&x->waitmask, handled[i]);
+
+	x->ctx.o = o;
+	x->ctx.waitmask = &x->waitmask;
+	x->ctx.term = &got_term;
+	x->ctx.report_fd = x->report_tx;
+	x->ctx.parent = getpid();
+	return 0;
+}
+
+int server_sys_run(struct server_sys *x, int listen_fd)
+{
+	char err[256];
+
+	x->lfd = listen_fd;
+	if (sandbox_install(err, sizeof(err)) < 0)
+		log_fatal("cannot install the sandbox: %s", err);
+	log_info("sandbox: %s", sandbox_features());
+	count_own_drops(x);
+	server_serve(&x->srv);
+	return 0;
+}
