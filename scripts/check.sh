@@ -4,7 +4,8 @@
 #   ctest in release (gcc), ASan+UBSan (clang) and MSan (clang: engine,
 #   unit tests, corpus replay) builds; unit tests, corpus replay and the
 #   integration suite under Valgrind memcheck; libFuzzer for FUZZ_SECONDS
-#   (default 120) and AFL++ for AFL_SECONDS (default 60) on the corpus.
+#   (default 120) and AFL++ for AFL_SECONDS (default 60), each divided
+#   between the fuzz targets (at least 30 s each), from their corpus/NAME/.
 # Any failure, sanitizer report, Valgrind error or fuzz finding fails it.
 # Usage: scripts/check.sh            everything
 #        QUICK=1 scripts/check.sh    release build + ctest only
@@ -21,7 +22,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 . scripts/deps.sh
 deps_install cmake make gcc libc6-dev clang clang-format libclang-rt-14-dev llvm-14 afl++ \
 	libcmocka-dev libseccomp-dev valgrind netcat-openbsd socat python3 procps \
-	strace gdb
+	strace gdb zip
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export MSAN_OPTIONS=${MSAN_OPTIONS:-abort_on_error=1}
@@ -35,6 +36,14 @@ build() { # dir, then cmake args
 run_ctest() { # dir, then ctest args
 	local dir=$1; shift
 	(cd "$dir" && ctest --output-on-failure -j"$jobs" "$@")
+}
+
+# Every fuzz target: fuzz_targets.txt (written by fuzz/CMakeLists.txt)
+# has one line per target: NAME, corpus directory, dictionary or "-".
+fuzz_targets() { # build dir: sets the array targets, one line each
+	local list=$1/fuzz/fuzz_targets.txt
+	[ -s "$list" ] || { echo "no fuzz targets listed in $list"; exit 1; }
+	mapfile -t targets <"$list"
 }
 
 mkdir -p "$root/build-ci"
@@ -81,36 +90,64 @@ vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kin
 for t in "$B"/vg/tests/unit/test_proto "$B"/vg/tests/unit/test_opts; do
 	"${vg[@]}" "$t"
 done
-"${vg[@]}" "$B/vg/fuzz/echo_fuzz_replay" "$root/corpus/echo_fuzz"
+fuzz_targets "$B/vg"
+for line in "${targets[@]}"; do
+	IFS=$'\t' read -r name corpus _ <<<"$line"
+	"${vg[@]}" "$B/vg/fuzz/${name}_replay" "$corpus"
+done
 step "Valgrind: integration and client suites (children traced)"
 ECHOD_VALGRIND=1 run_ctest "$B/vg" -L 'integration|client' -LE novalgrind
 
 # --- 7. fuzzing, time-boxed --------------------------------------------------
-step "libFuzzer (ASan+UBSan) for ${FUZZ_SECONDS}s"
-CC=clang build "$B/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECHOD_FUZZ=ON -DECHOD_ASAN=ON -DECHOD_UBSAN=ON
-rm -rf "$B/fuzz-work" && mkdir -p "$B/fuzz-work/corpus" "$B/fuzz-work/artifacts"
-"$B/fuzz/fuzz/echo_fuzz" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
-	-dict="$root/fuzz/echo_fuzz.dict" -artifact_prefix="$B/fuzz-work/artifacts/" \
-	"$B/fuzz-work/corpus" "$root/corpus/echo_fuzz"
-if [ -n "$(ls -A "$B/fuzz-work/artifacts")" ]; then
-	echo "libFuzzer left artifacts:"; ls -l "$B/fuzz-work/artifacts"; exit 1
-fi
+# The total time of each fuzzer is shared by the targets, 30 s each at least.
+share() { # total seconds, number of targets
+	local each=$(($1 / $2))
+	echo $((each < 30 ? 30 : each))
+}
 
-step "AFL++ for ${AFL_SECONDS}s"
+step "libFuzzer (ASan+UBSan): ${FUZZ_SECONDS}s shared by the targets"
+CC=clang build "$B/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECHOD_FUZZ=ON -DECHOD_ASAN=ON -DECHOD_UBSAN=ON
+fuzz_targets "$B/fuzz"
+secs=$(share "$FUZZ_SECONDS" "${#targets[@]}")
+rm -rf "$B/fuzz-work"
+for line in "${targets[@]}"; do
+	IFS=$'\t' read -r name corpus dict <<<"$line"
+	step "libFuzzer: $name for ${secs}s"
+	w=$B/fuzz-work/$name
+	mkdir -p "$w/corpus" "$w/artifacts"
+	dict_arg=()
+	[ "$dict" = - ] || dict_arg=(-dict="$dict")
+	"$B/fuzz/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
+		"${dict_arg[@]}" -artifact_prefix="$w/artifacts/" "$w/corpus" "$corpus"
+	if [ -n "$(ls -A "$w/artifacts")" ]; then
+		echo "libFuzzer left artifacts for $name:"; ls -l "$w/artifacts"; exit 1
+	fi
+done
+
+step "AFL++: ${AFL_SECONDS}s shared by the targets"
 CC=afl-clang-fast build "$B/afl" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECHOD_AFL=ON
-rm -rf "$B/afl-out"
-# The AFL++ build is not sanitized; afl-fuzz refuses our ASAN_OPTIONS.
-env -u ASAN_OPTIONS -u UBSAN_OPTIONS -u MSAN_OPTIONS \
-	AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-	AFL_NO_AFFINITY=1 AFL_QUIET=1 \
-	timeout -k 10 $((AFL_SECONDS + 60)) \
-	afl-fuzz -V "$AFL_SECONDS" -i "$root/corpus/echo_fuzz" -o "$B/afl-out" \
-	-x "$root/fuzz/echo_fuzz.dict" -- "$B/afl/fuzz/echo_fuzz_afl" >"$B/afl.log" 2>&1 ||
-	{ tail -30 "$B/afl.log"; exit 1; }
-grep -E 'execs_done|execs_per_sec|saved_crashes|saved_hangs|bitmap_cvg' "$B/afl-out/default/fuzzer_stats" || true
-crashes=$(find "$B/afl-out/default/crashes" -type f -name 'id:*' | wc -l)
-if [ "$crashes" != 0 ]; then
-	echo "AFL++ found $crashes crashes:"; ls "$B/afl-out/default/crashes"; exit 1
-fi
+fuzz_targets "$B/afl"
+secs=$(share "$AFL_SECONDS" "${#targets[@]}")
+rm -rf "$B/afl-out" && mkdir -p "$B/afl-out"
+for line in "${targets[@]}"; do
+	IFS=$'\t' read -r name corpus dict <<<"$line"
+	step "AFL++: $name for ${secs}s"
+	out=$B/afl-out/$name
+	dict_arg=()
+	[ "$dict" = - ] || dict_arg=(-x "$dict")
+	# The AFL++ build is not sanitized; afl-fuzz refuses our ASAN_OPTIONS.
+	env -u ASAN_OPTIONS -u UBSAN_OPTIONS -u MSAN_OPTIONS \
+		AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+		AFL_NO_AFFINITY=1 AFL_QUIET=1 \
+		timeout -k 10 $((secs + 60)) \
+		afl-fuzz -V "$secs" -i "$corpus" -o "$out" "${dict_arg[@]}" \
+		-- "$B/afl/fuzz/${name}_afl" >"$B/afl-$name.log" 2>&1 ||
+		{ tail -30 "$B/afl-$name.log"; exit 1; }
+	grep -E 'execs_done|execs_per_sec|saved_crashes|saved_hangs|bitmap_cvg' "$out/default/fuzzer_stats" || true
+	crashes=$(find "$out/default/crashes" -type f -name 'id:*' | wc -l)
+	if [ "$crashes" != 0 ]; then
+		echo "AFL++ found $crashes crashes in $name:"; ls "$out/default/crashes"; exit 1
+	fi
+done
 
 step "all checks passed"
