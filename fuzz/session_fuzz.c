@@ -36,9 +36,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define HDR_LEN 9u
-#define BUF_MAX 64u	  /* largest session buffer tried */
-#define MSG_MAX 48u	  /* largest --max-msg tried */
+#define HDR_LEN	   9u
+#define BUF_MAX	   64u	 /* largest session buffer tried */
+#define MSG_MAX	   48u	 /* largest --max-msg tried */
 #define STREAM_MAX 4096u /* longest client stream */
 /* Calls without progress allowed between two waits. The loop needs a
  * few (a write that takes nothing, a read that finds nothing, the send
@@ -56,8 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fail(const char *what, int line)
 {
-	fprintf(stderr, "session_fuzz: oracle violated: %s (session_fuzz.c:%d)\n",
-		what, line);
+	fprintf(stderr,
+		"session_fuzz: oracle violated: %s (session_fuzz.c:%d)\n", what,
+		line);
 	abort();
 }
 
@@ -101,7 +102,8 @@ static int next(struct sim *w)
 
 static void no_progress(struct sim *w)
 {
-	CHECK(++w->spin <= SPIN_MAX, "calls without progress and no wait (spin)");
+	CHECK(++w->spin <= SPIN_MAX,
+	      "calls without progress and no wait (spin)");
 }
 
 static void progress(struct sim *w)
@@ -243,8 +245,9 @@ static int op_wait(void *io, int events, int64_t deadline)
 	if (b < 0 || (b & 0x40))
 		w->unacked = 0;
 	else if (w->unacked > 0)
-		w->unacked -= w->unacked / 2 + 1 > w->unacked ? w->unacked
-							    : w->unacked / 2 + 1;
+		w->unacked -= w->unacked / 2 + 1 > w->unacked
+				  ? w->unacked
+				  : w->unacked / 2 + 1;
 	if (w->fin_sent && w->unacked == 0 && (b < 0 || (b & 0x80)))
 		w->fin_acked = 1;
 	/* A shutdown request, once. */
@@ -306,7 +309,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t delims[] = {'\n', 0, ';', 0xff};
 	static uint8_t in[BUF_MAX], out[BUF_MAX];
 	static uint8_t msgbuf[MSG_MAX + PROTO_MSGBUF_SLACK];
-	static uint8_t ref_eof[STREAM_MAX * 2 + 64], ref_no[STREAM_MAX * 2 + 64];
+	static uint8_t ref_eof[STREAM_MAX * 2 + 64],
+	    ref_no[STREAM_MAX * 2 + 64];
 	struct session_cfg cfg;
 	struct session s;
 	struct sim w;
@@ -349,9 +353,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	consumed = (size_t)s.rep.bytes_in;
 	CHECK(s.rep.bytes_in + s.rep.discarded == w.read_off,
 	      "in + discarded differs from the bytes read");
-	n_eof = reference(&cfg, w.stream, consumed, 1, ref_eof, sizeof(ref_eof));
+	n_eof =
+	    reference(&cfg, w.stream, consumed, 1, ref_eof, sizeof(ref_eof));
 	n_no = reference(&cfg, w.stream, consumed, 0, ref_no, sizeof(ref_no));
-	CHECK(s.rep.bytes_out == w.delivered_len, "out= differs from delivered");
+	CHECK(s.rep.bytes_out == w.delivered_len,
+	      "out= differs from delivered");
 	/* In order, no gap, no duplicate: a prefix of the reference. The
 	 * output without the end of input is a prefix of the one with it. */
 	CHECK(w.delivered_len <= n_eof &&
@@ -384,7 +390,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case CLOSE_TOO_LARGE:
 	case CLOSE_TRUNCATED:
-		CHECK(cfg.mode == PROTO_FRAME, "frame error outside frame mode");
+		CHECK(cfg.mode == PROTO_FRAME,
+		      "frame error outside frame mode");
 		break;
 	case CLOSE_NOMEM:
 		CHECK(nomem, "out of memory with a message buffer");
