@@ -86,7 +86,7 @@
 #define SERVER_REPORT_QUEUE_MAX (2 * SERVER_REPORT_SNDBUF / 512)
 /* After SIGKILL at the end of a drain, how long the parent waits for the
  * children to be reaped before it exits anyway. */
-#define SERVER_KILL_WAIT_MS 2000
+#define SERVER_KILL_WAIT_MS 500
 /* A failed read of the report socket is retried this many times before
  * the parent leaves it alone for the back-off. */
 #define SERVER_REPORT_TRIES 4
