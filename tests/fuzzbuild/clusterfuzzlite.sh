@@ -16,8 +16,18 @@ tree=$(cd "$1" && pwd) work=$2 clang=$3 targets=$4
 fail() { echo "clusterfuzzlite: FAIL: $*" >&2; exit 1; }
 command -v zip >/dev/null || fail "zip is not installed (apt-get install zip)"
 
+mkdir -p "$work" && work=$(cd "$work" && pwd)
+# A build directory inside the tree that $SRC/echod links to (CI builds in
+# build-ci/ at the top of the tree) makes CMake see the sources through two
+# paths and put the binaries elsewhere: lay $SRC, $WORK and $OUT out in a
+# temporary directory of their own then.
+case "$work/" in
+"$tree"/*)
+	work=$(mktemp -d "${TMPDIR:-/tmp}/echod-clusterfuzzlite.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+	;;
+esac
 rm -rf "$work" && mkdir -p "$work/src" "$work/work" "$work/out" "$work/check"
-work=$(cd "$work" && pwd)
 ln -s "$tree" "$work/src/echod"
 cp "$tree/.clusterfuzzlite/build.sh" "$work/src/build.sh"
 
