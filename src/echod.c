@@ -99,11 +99,17 @@ int main(int argc, char **argv)
 	if (lfd < 0)
 		log_fatal("cannot listen on %s: %s",
 			  wanted(&o, name, sizeof(name)), err);
+	/* Before "listening on": from here the parent runs under the filter
+	 * its children inherit, and whoever reads that line (a script, a
+	 * test that then lowers our limits) finds the sandbox in place. */
+	if (sandbox_install(err, sizeof(err)) < 0)
+		log_fatal("cannot install the sandbox: %s", err);
 	log_notice("listening on %s", name);
 	log_info("mode=%s delim=0x%02x max-msg=%u max-conns=%u max-per-ip=%u "
 		 "idle-timeout=%u backlog=%u shutdown-timeout=%u sandbox=%s",
 		 opts_mode_name(o.mode), o.delim, o.max_msg, o.max_conns,
 		 o.max_per_ip, o.idle_timeout, o.backlog, o.shutdown_timeout,
 		 sandbox_name());
+	log_info("sandbox: %s", sandbox_features());
 	return server_sys_run(&srv, lfd);
 }

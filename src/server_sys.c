@@ -420,12 +420,7 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 
 int server_sys_run(struct server_sys *x, int listen_fd)
 {
-	char err[256];
-
 	x->lfd = listen_fd;
-	if (sandbox_install(err, sizeof(err)) < 0)
-		log_fatal("cannot install the sandbox: %s", err);
-	log_info("sandbox: %s", sandbox_features());
 	count_own_drops(x);
 	server_serve(&x->srv);
 	return 0;

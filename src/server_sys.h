@@ -39,9 +39,9 @@ struct server_sys {
 int server_sys_init(struct server_sys *x, const struct echod_opts *o);
 
 /*
- * server_sys_run: install the sandbox (from here on the parent runs under
- * the filter its children inherit), serve listen_fd until SIGTERM, SIGINT
- * or SIGQUIT, then drain the children within the shutdown timeout, log
+ * server_sys_run: serve listen_fd (the caller has installed the sandbox:
+ * the parent runs under the filter its children inherit) until SIGTERM,
+ * SIGINT or SIGQUIT, then drain the children within the shutdown timeout, log
  * the counters and return the exit status (0). control_init() and
  * server_sys_init() must have run.
  */
