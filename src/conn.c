@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -39,14 +40,6 @@ struct conn {
 	socklen_t peer_len;
 	char peer[NET_ADDRSTRLEN];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Leave the child. Not _exit(): sanitizer runtimes intercept it to run a
  * leak check, which needs system calls (clone, ptrace) the sandbox kills;
@@ -88,23 +81,15 @@ static int op_wait(void *io, int events, int64_t deadline)
 	struct conn *c = io;
 	struct pollfd pfd;
 	struct timespec ts;
-	int64_t now;
 	int r, ev = 0;
 
 	pfd.fd = c->fd;
 	pfd.events = (short)((events & SESSION_EV_IN ? POLLIN : 0) |
 			     (events & SESSION_EV_OUT ? POLLOUT : 0));
 	pfd.revents = 0;
-	if (deadline >= 0) {
-		now = now_ms();
-		if (deadline < now)
-			deadline = now;
-		ts.tv_sec = (time_t)((deadline - now) / 1000);
-		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000;
-	}
 	/* The signals are blocked except inside ppoll(): a SIGTERM can never
 	 * slip in between the session's check and the wait. */
-	r = ppoll(&pfd, 1, deadline >= 0 ? &ts : NULL, c->waitmask);
+	r = ppoll(&pfd, 1, clock_until(deadline, &ts), c->waitmask);
 	if (r < 0) {
 		if (errno == EINTR)
 			return 0;
@@ -121,7 +106,7 @@ static int op_wait(void *io, int events, int64_t deadline)
 static int64_t op_now_ms(void *io)
 {
 	(void)io;
-	return now_ms();
+	return clock_ms();
 }
 
 /* The flag in the control page covers a SIGTERM that ppoll() left
@@ -194,7 +179,9 @@ static void op_echoed(void *io, const uint8_t *b, size_t n)
 	log_echo(io, b, n);
 }
 
-static const struct session_ops conn_ops = {
+/* .echoed is set in the child with -v only: without it the session makes
+ * no call per engine run. */
+static struct session_ops conn_ops = {
     .read = op_read,
     .write = op_write,
     .shutdown_wr = op_shutdown_wr,
@@ -202,17 +189,6 @@ static const struct session_ops conn_ops = {
     .wait = op_wait,
     .now_ms = op_now_ms,
     .stopping = op_stopping,
-};
-
-static const struct session_ops conn_ops_verbose = {
-    .read = op_read,
-    .write = op_write,
-    .shutdown_wr = op_shutdown_wr,
-    .outq = op_outq,
-    .wait = op_wait,
-    .now_ms = op_now_ms,
-    .stopping = op_stopping,
-    .echoed = op_echoed,
 };
 
 /* One report to the parent, before leaving. A full queue (the parent
@@ -291,10 +267,10 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	cfg.linger_ms = SESSION_LINGER_MS;
 	cfg.linger_poll_ms = SESSION_LINGER_POLL_MS;
 	cfg.bufsize = SESSION_BUF_SIZE;
-	if (session_init(s, &cfg,
-			 log_enabled(LOG_LEVEL_DEBUG) ? &conn_ops_verbose
-						      : &conn_ops,
-			 c, mem.in, mem.out, msgbuf, msgcap) != 0) {
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		conn_ops.echoed = op_echoed;
+	if (session_init(s, &cfg, &conn_ops, c, mem.in, mem.out, msgbuf,
+			 msgcap) != 0) {
 		log_warnx("close %s: bad engine configuration", peer_str(c));
 		conn_exit(1);
 	}
@@ -304,7 +280,7 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	session_serve(s);
 
 	close(fd);
-	dur = now_ms() - s->start_ms;
+	dur = clock_ms() - s->start_ms;
 	s->rep.duration_ms = dur;
 	if (log_enabled(LOG_LEVEL_INFO))
 		log_info("close %s in=%llu out=%llu discarded=%llu "

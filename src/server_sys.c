@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "sandbox.h"
 #include "stats.h"
@@ -56,14 +57,6 @@ static const int handled[] = {SIGCHLD, SIGTERM, SIGINT,
  * bug, and hiding one would be worse.) */
 static const int ignored[] = {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,  SIGIO,
 			      SIGPWR,  SIGXCPU, SIGXFSZ,   SIGSTKFLT};
-
-static int64_t clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- server.h's operations over the kernel ---- */
 
@@ -154,7 +147,6 @@ static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 	struct server_sys *x = io;
 	struct pollfd pfd[2];
 	struct timespec ts;
-	int64_t now;
 	int r, ev = 0;
 
 	/* After a failed read of the report socket, leave it alone for the
@@ -164,14 +156,7 @@ static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 	pfd[1].fd = x->lfd;
 	pfd[1].events = POLLIN;
 	pfd[0].revents = pfd[1].revents = 0;
-	if (deadline >= 0) {
-		now = clock_ms();
-		if (deadline < now)
-			deadline = now;
-		ts.tv_sec = (time_t)((deadline - now) / 1000);
-		ts.tv_nsec = (long)((deadline - now) % 1000) * 1000000;
-	}
-	r = ppoll(pfd, listener ? 2 : 1, deadline >= 0 ? &ts : NULL,
+	r = ppoll(pfd, listener ? 2 : 1, clock_until(deadline, &ts),
 		  &x->waitmask);
 	if (r < 0 && errno != EINTR) {
 		/* Not waiting would spin, and the signals are open only in
