@@ -21,7 +21,11 @@
  *   3. progress and the return contract of every call, with a call budget;
  *   4. bounded state: proto_pending() within the mode's bound after every
  *      call, consumed <= inlen, produced <= outcap;
- *   5. terminal statuses stay terminal.
+ *   5. terminal statuses stay terminal;
+ *   6. message marks (proto.h, struct proto_mark): where each echoed
+ *      message begins, its payload length, header and kind are exactly the
+ *      reference model's, whole and split (half the split runs record
+ *      marks into 1 to 4 slots, so a full mark array stops calls too).
  * Memory safety comes from the sanitizers: the engine's output window, its
  * input window and its message buffer each end exactly where a heap block
  * ends, so a byte written or read past them is caught by ASan.
@@ -68,7 +72,34 @@ struct result {
 	size_t len;
 	uint64_t messages;
 	uint64_t errors;
+	struct proto_mark *marks; /* off: in the whole output */
+	size_t nmarks, marks_cap;
 };
+
+static void add_mark(struct result *r, size_t off, size_t len, uint8_t hdr,
+		     uint8_t err)
+{
+	CHECK(r->nmarks < r->marks_cap, "more messages than input bytes");
+	r->marks[r->nmarks].off = off;
+	r->marks[r->nmarks].len = (uint32_t)len;
+	r->marks[r->nmarks].hdr = hdr;
+	r->marks[r->nmarks].err = err;
+	r->nmarks++;
+}
+
+static void check_marks(const struct result *a, const struct result *b,
+			const char *what)
+{
+	size_t k;
+
+	CHECK(a->nmarks == b->nmarks, what);
+	for (k = 0; k < a->nmarks; k++)
+		CHECK(a->marks[k].off == b->marks[k].off &&
+			  a->marks[k].len == b->marks[k].len &&
+			  a->marks[k].hdr == b->marks[k].hdr &&
+			  a->marks[k].err == b->marks[k].err,
+		      what);
+}
 
 /* ---- reference model: the SPEC text, one mode at a time ---- */
 
@@ -82,6 +113,7 @@ static void ref_line_msg(struct result *r, const uint8_t *msg, size_t n,
 			 int terminated, const struct cfg *c)
 {
 	if (n > c->max_msg) {
+		add_mark(r, r->len, PROTO_ERR_TOO_LONG_LEN, 0, 1);
 		put(r, PROTO_ERR_TOO_LONG, PROTO_ERR_TOO_LONG_LEN);
 		put(r, &c->delim, 1);
 		r->errors++;
@@ -89,6 +121,7 @@ static void ref_line_msg(struct result *r, const uint8_t *msg, size_t n,
 	}
 	if (!terminated && n == 0)
 		return;
+	add_mark(r, r->len, n, 0, 0);
 	put(r, msg, n);
 	if (terminated)
 		put(r, &c->delim, 1);
@@ -104,6 +137,7 @@ static void ref_run(const struct cfg *c, const uint8_t *s, size_t n,
 	r->len = 0;
 	r->messages = 0;
 	r->errors = 0;
+	r->nmarks = 0;
 	r->status = PROTO_DONE;
 	switch (c->mode) {
 	case PROTO_RAW:
@@ -137,6 +171,7 @@ static void ref_run(const struct cfg *c, const uint8_t *s, size_t n,
 				r->status = PROTO_E_TRUNCATED;
 				break;
 			}
+			add_mark(r, r->len, len, PROTO_FRAME_HDR, 0);
 			put(r, s + start, 4 + (size_t)len);
 			r->messages++;
 			start += 4 + (size_t)len;
@@ -229,7 +264,9 @@ static int run_checked(struct proto *p, const struct cfg *c, const uint8_t *in,
 		CHECK(*consumed == inlen, "NEED_INPUT with input left");
 		break;
 	case PROTO_NEED_OUTPUT:
-		CHECK(*produced == outcap, "NEED_OUTPUT with room left");
+		CHECK(*produced == outcap ||
+			  (p->marks != NULL && p->marks_n == p->marks_cap),
+		      "NEED_OUTPUT with room left");
 		break;
 	case PROTO_DONE:
 		CHECK(eof, "DONE without eof");
@@ -283,8 +320,11 @@ static void feed_whole(const struct cfg *c, const uint8_t *s, size_t n,
 	size_t consumed, produced;
 
 	CHECK(setup(&p, c, msgbuf, cap) == 0, "proto_init refused config");
+	p.marks = r->marks;
+	p.marks_cap = r->marks_cap;
 	r->status =
 	    run_checked(&p, c, s, n, 1, out, outcap, &consumed, &produced);
+	r->nmarks = p.marks_n;
 	CHECK(is_terminal(r->status), "whole feed did not finish");
 	r->out = out;
 	r->len = produced;
@@ -301,15 +341,21 @@ static void feed_whole(const struct cfg *c, const uint8_t *s, size_t n,
 static void feed_split(const struct cfg *c, const uint8_t *s, size_t n,
 		       uint8_t *msgbuf, size_t cap, uint8_t *inwin,
 		       uint8_t *outwin, const struct result *whole,
-		       uint8_t *acc)
+		       uint8_t *acc, struct result *split)
 {
 	struct proto p;
+	struct proto_mark slots[4];
 	uint64_t x = c->seed;
-	size_t pos = 0, arrived = 0, len = 0, calls = 0;
-	size_t budget = 2 * n + whole->len + 16;
+	size_t pos = 0, arrived = 0, len = 0, calls = 0, k;
+	size_t budget = 2 * n + whole->len + whole->nmarks + 16;
 	int st;
 
 	CHECK(setup(&p, c, msgbuf, cap) == 0, "proto_init refused config");
+	split->nmarks = 0;
+	if (rnd(&x) & 1) {
+		p.marks = slots;
+		p.marks_cap = 1 + (size_t)(rnd(&x) % 4);
+	}
 	arrived = draw_size(&x, n + 1) - 1;
 	for (;;) {
 		size_t inlen, outcap, consumed, produced;
@@ -343,6 +389,13 @@ static void feed_split(const struct cfg *c, const uint8_t *s, size_t n,
 		st = run_checked(&p, c, in, inlen, eof, out, outcap, &consumed,
 				 &produced);
 		CHECK(len + produced <= whole->len, "split: output too long");
+		for (k = 0; p.marks != NULL && k < p.marks_n; k++) {
+			CHECK(slots[k].off < produced &&
+				  (k == 0 || slots[k].off > slots[k - 1].off),
+			      "split: mark outside this call's output");
+			add_mark(split, len + slots[k].off, slots[k].len,
+				 slots[k].hdr, slots[k].err);
+		}
 		if (produced > 0)
 			memcpy(acc + len, out, produced);
 		len += produced;
@@ -363,6 +416,8 @@ static void feed_split(const struct cfg *c, const uint8_t *s, size_t n,
 	CHECK(memcmp(acc, whole->out, len) == 0, "split: output differs");
 	CHECK(p.messages == whole->messages, "split: message count differs");
 	CHECK(p.errors == whole->errors, "split: error count differs");
+	if (p.marks != NULL)
+		check_marks(split, whole, "split: marks differ");
 	inwin[WIN_MAX - 1] = c->delim;
 	check_terminal(&p, c, st, inwin + WIN_MAX - 1, 1, outwin, WIN_MAX);
 }
@@ -481,7 +536,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int args_checked;
 	static uint8_t *big_msgbuf; /* for max_msg over EXACT_MSGBUF_MAX */
 	struct cfg c;
-	struct result ref, whole;
+	struct result ref, whole, split;
 	const uint8_t *s;
 	uint8_t *msgbuf = NULL, *mb, *inwin, *outwin, *refout, *wout, *acc;
 	size_t n, cap = 0, bound;
@@ -528,8 +583,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	acc = malloc(bound + 1);
 	inwin = malloc(WIN_MAX);
 	outwin = malloc(WIN_MAX);
-	if (!refout || !wout || !acc || !inwin || !outwin)
+	/* Every message takes at least one input byte. */
+	ref.marks_cap = whole.marks_cap = split.marks_cap = n + 1;
+	ref.marks = malloc(3 * (n + 1) * sizeof(struct proto_mark));
+	if (!refout || !wout || !acc || !inwin || !outwin || !ref.marks)
 		abort();
+	whole.marks = ref.marks + (n + 1);
+	split.marks = whole.marks + (n + 1);
 
 	ref.out = refout;
 	ref_run(&c, s, n, &ref);
@@ -541,9 +601,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(whole.messages == ref.messages, "message count differs");
 	if (c.mode == PROTO_LINE)
 		CHECK(whole.errors == ref.errors, "ERR count differs");
+	check_marks(&whole, &ref, "marks differ from reference");
 
-	feed_split(&c, s, n, mb, cap, inwin, outwin, &whole, acc);
+	feed_split(&c, s, n, mb, cap, inwin, outwin, &whole, acc, &split);
 
+	free(ref.marks);
 	free(outwin);
 	free(inwin);
 	free(acc);

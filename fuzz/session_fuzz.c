@@ -24,8 +24,12 @@
  * - the sending side is shut down only after everything owed is flushed;
  * - the close reason matches what happened (a reset only after an error,
  *   shutdown only after a request, idle only after the clock passed the
- *   idle timeout, eof only after the client's half-close).
+ *   idle timeout, eof only after the client's half-close);
+ * - with -v (header byte 6 bit 6): what ops->echoed is shown is, in order,
+ *   a prefix of the reference output that covers everything delivered, and
+ *   its message marks are the reference engine's marks for that prefix.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +92,11 @@ struct sim {
 	int spin;		  /* calls without progress since a wait */
 	int waits;
 	uint32_t idle_ms;
+	/* -v: what ops->echoed was shown, and where messages begin in it
+	 * (the arrays last: a run clears the struct up to them) */
+	size_t echoed_len, nmarks;
+	uint8_t echoed[STREAM_MAX * 2 + 64];
+	struct proto_mark marks[STREAM_MAX + 2];
 };
 
 /* The next schedule byte, or -1 once the world is benign. */
@@ -276,6 +285,27 @@ static int op_stopping(void *io)
 	return ((struct sim *)io)->stop;
 }
 
+static void op_echoed(void *io, const uint8_t *out, size_t n,
+		      const struct proto_mark *m, size_t nm)
+{
+	struct sim *w = io;
+	size_t k;
+
+	CHECK(n > 0 && w->echoed_len + n <= sizeof(w->echoed),
+	      "echoed: empty or more than the engine can make");
+	CHECK(nm <= SESSION_MARKS, "echoed: more marks than slots");
+	for (k = 0; k < nm; k++) {
+		CHECK(m[k].off < n && (k == 0 || m[k].off > m[k - 1].off),
+		      "echoed: a mark outside this output");
+		CHECK(w->nmarks < sizeof(w->marks) / sizeof(w->marks[0]),
+		      "echoed: more marks than messages");
+		w->marks[w->nmarks] = m[k];
+		w->marks[w->nmarks++].off += w->echoed_len;
+	}
+	memcpy(w->echoed + w->echoed_len, out, n);
+	w->echoed_len += n;
+}
+
 static const struct session_ops sim_ops = {
     .read = op_read,
     .write = op_write,
@@ -286,10 +316,22 @@ static const struct session_ops sim_ops = {
     .stopping = op_stopping,
 };
 
+static const struct session_ops sim_ops_verbose = {
+    .read = op_read,
+    .write = op_write,
+    .shutdown_wr = op_shutdown_wr,
+    .outq = op_outq,
+    .wait = op_wait,
+    .now_ms = op_now,
+    .stopping = op_stopping,
+    .echoed = op_echoed,
+};
+
 /* The reference: a fresh engine over the consumed bytes, whole, with and
  * without the end of input. */
 static size_t reference(const struct session_cfg *c, const uint8_t *in,
-			size_t n, int eof, uint8_t *out, size_t cap)
+			size_t n, int eof, uint8_t *out, size_t cap,
+			struct proto_mark *marks, size_t *nmarks)
 {
 	static uint8_t msgbuf[MSG_MAX + PROTO_MSGBUF_SLACK];
 	struct proto p;
@@ -299,7 +341,10 @@ static size_t reference(const struct session_cfg *c, const uint8_t *in,
 	CHECK(proto_init(&p, c->mode, c->delim, c->max_msg, msgbuf,
 			 sizeof(msgbuf)) == 0,
 	      "reference engine configuration");
+	p.marks = marks;
+	p.marks_cap = STREAM_MAX + 2;
 	r = proto_run(&p, in, n, eof, out, cap, &used, &made);
+	*nmarks = p.marks_n;
 	CHECK(r != PROTO_NEED_OUTPUT, "reference output too small");
 	return made;
 }
@@ -311,11 +356,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint8_t msgbuf[MSG_MAX + PROTO_MSGBUF_SLACK];
 	static uint8_t ref_eof[STREAM_MAX * 2 + 64],
 	    ref_no[STREAM_MAX * 2 + 64];
+	static struct proto_mark ref_marks[STREAM_MAX + 2];
+	static struct sim w;
 	struct session_cfg cfg;
 	struct session s;
-	struct sim w;
-	size_t n_eof, n_no, consumed;
-	int nomem;
+	size_t n_eof, n_no, consumed, nref, k;
+	int nomem, verbose;
 
 	if (size < HDR_LEN)
 		return 0;
@@ -328,8 +374,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.linger_ms = 1 + data[5] * 10u;
 	cfg.linger_poll_ms = 1 + (data[5] & 0x0f);
 	nomem = cfg.mode != PROTO_RAW && (data[6] & 0x80) && data[6] == 0xff;
+	verbose = (data[6] & 0x40) != 0;
 
-	memset(&w, 0, sizeof(w));
+	memset(&w, 0, offsetof(struct sim, echoed));
 	w.stream = data + HDR_LEN;
 	w.stream_len = ((size_t)(data[7] & 0x0f) << 8 | data[8]);
 	if (w.stream_len > size - HDR_LEN)
@@ -341,8 +388,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.idle_ms = cfg.idle_ms;
 	w.s = &s;
 
-	CHECK(session_init(&s, &cfg, &sim_ops, &w, in, out,
-			   nomem ? NULL : msgbuf,
+	CHECK(session_init(&s, &cfg, verbose ? &sim_ops_verbose : &sim_ops, &w,
+			   in, out, nomem ? NULL : msgbuf,
 			   nomem ? 0 : proto_msgbuf_size(cfg.max_msg)) == 0,
 	      "session_init refused a valid configuration");
 	w.last_progress_ms = w.now;
@@ -353,9 +400,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	consumed = (size_t)s.rep.bytes_in;
 	CHECK(s.rep.bytes_in + s.rep.discarded == w.read_off,
 	      "in + discarded differs from the bytes read");
-	n_eof =
-	    reference(&cfg, w.stream, consumed, 1, ref_eof, sizeof(ref_eof));
-	n_no = reference(&cfg, w.stream, consumed, 0, ref_no, sizeof(ref_no));
+	n_no = reference(&cfg, w.stream, consumed, 0, ref_no, sizeof(ref_no),
+			 ref_marks, &nref);
+	n_eof = reference(&cfg, w.stream, consumed, 1, ref_eof, sizeof(ref_eof),
+			  ref_marks, &nref);
 	CHECK(s.rep.bytes_out == w.delivered_len,
 	      "out= differs from delivered");
 	/* In order, no gap, no duplicate: a prefix of the reference. The
@@ -369,6 +417,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (nomem)
 		CHECK(s.reason == CLOSE_NOMEM && w.delivered_len == 0,
 		      "no message buffer: must close as out of memory");
+	if (verbose && !nomem) {
+		/* Everything written was shown first, as the engine made it. */
+		CHECK(w.echoed_len >= w.delivered_len &&
+			  w.echoed_len <= n_eof &&
+			  memcmp(w.echoed, ref_eof, w.echoed_len) == 0,
+		      "-v: echoed is not the engine's output");
+		CHECK(w.nmarks <= nref, "-v: more marks than messages");
+		for (k = 0; k < w.nmarks; k++)
+			CHECK(w.marks[k].off == ref_marks[k].off &&
+				  w.marks[k].len == ref_marks[k].len &&
+				  w.marks[k].hdr == ref_marks[k].hdr &&
+				  w.marks[k].err == ref_marks[k].err,
+			      "-v: a mark differs from the engine's");
+		/* Every message begun in what was shown is marked. */
+		CHECK(w.nmarks == nref ||
+			  ref_marks[w.nmarks].off >= w.echoed_len,
+		      "-v: a message shown without its mark");
+	}
 
 	/* The reason matches what happened. */
 	switch (s.reason) {

@@ -15,10 +15,11 @@ LF, NUL, SEMI, FF = 0, 1, 2, 3
 
 
 def hdr(mode, stream, delim=LF, max_msg=16, buf=16, idle=10, linger=5,
-        nomem=False):
-    # idle: units of 100 ms, 0x80 = never
+        nomem=False, verbose=False):
+    # idle: units of 100 ms, 0x80 = never; verbose: -v (ops->echoed)
     return bytes([mode, delim, max_msg - 1, buf - 1, idle, linger,
-                  0xff if nomem else 0, (len(stream) >> 8) & 0x0f,
+                  0xff if nomem else 0x40 if verbose else 0,
+                  (len(stream) >> 8) & 0x0f,
                   len(stream) & 0xff]) + stream
 
 
@@ -65,6 +66,9 @@ seeds = {
     "frame-split-header": hdr(FRAME, frame(b"abcdef") * 3) + bytes([0x01, 0x01, 0x01, 0x01, 0x03, 0x3f]),
     "frame-linger-no-ack": hdr(FRAME, struct.pack(">I", 500) + b"x" * 20, max_msg=4) + bytes([0x3f, 0x3f, 0x00, 0x00, 0x00, 0x00]),
     "frame-shutdown-then-eof": hdr(FRAME, frame(b"aa") + frame(b"bb")) + bytes([READ_8, WAIT_STOP, READ_ALL_EOF, WRITE_ALL]),
+    "verbose-line-many": hdr(LINE, b"a\n" * 40 + b"x" * 20 + b"\nend", max_msg=8, buf=64, verbose=True) + bytes([0x3f, 0x3f, READ_ALL_EOF]),
+    "verbose-frame-split": hdr(FRAME, frame(b"hello") + frame(b"") + frame(b"0123456789"), buf=5, verbose=True) + bytes([0x02, 0x03, 0x01, 0x3f, 0x01, 0x02]),
+    "verbose-raw": hdr(RAW, b"raw bytes, no messages", verbose=True) + bytes([READ_8, READ_ALL_EOF]),
 }
 
 here = os.path.dirname(os.path.abspath(__file__))

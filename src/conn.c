@@ -30,9 +30,6 @@ struct conn {
 	const sigset_t *waitmask;
 	const volatile sig_atomic_t *term;
 	struct session s;
-	/* -v: frame boundaries in the echoed stream */
-	uint8_t hdr[PROTO_FRAME_HDR];
-	size_t hdr_len, frame_left;
 	/* The client's address, formatted only when a line is logged:
 	 * inet_ntop and snprintf would fault in text pages that a quiet
 	 * child never needs. */
@@ -132,51 +129,27 @@ static void log_msg(struct conn *s, const uint8_t *b, size_t n, size_t len)
 		  log_escape(esc, sizeof(esc), b, n, LOG_MSG_CUT));
 }
 
-/* -v: log each message the engine echoes (raw mode: each chunk, as raw
- * mode has no messages). A message split over two output chunks is
- * logged in two pieces. */
-static void log_echo(struct conn *s, const uint8_t *b, size_t n)
+/* -v: one line per message the engine echoes, where the engine says it
+ * begins (raw mode has no messages: one line per chunk). The payload shown
+ * is what this chunk holds of it, cut at LOG_MSG_CUT; len= is its whole
+ * length. */
+static void op_echoed(void *io, const uint8_t *b, size_t n,
+		      const struct proto_mark *m, size_t nm)
 {
-	size_t i = 0, k;
+	struct conn *s = io;
+	size_t k, at, shown;
 
-	while (i < n) {
-		switch (s->s.p.mode) {
-		case PROTO_LINE: {
-			const uint8_t *d = memchr(b + i, s->s.p.delim, n - i);
-
-			k = d != NULL ? (size_t)(d - (b + i)) + 1 : n - i;
-			log_msg(s, b + i, k, k);
-			i += k;
-			break;
-		}
-		case PROTO_FRAME:
-			if (s->frame_left > 0) {
-				k = n - i < s->frame_left ? n - i
-							  : s->frame_left;
-				s->frame_left -= k;
-				i += k;
-				break;
-			}
-			while (s->hdr_len < PROTO_FRAME_HDR && i < n)
-				s->hdr[s->hdr_len++] = b[i++];
-			if (s->hdr_len < PROTO_FRAME_HDR)
-				break;
-			s->hdr_len = 0;
-			s->frame_left = proto_frame_len(s->hdr);
-			k = n - i < s->frame_left ? n - i : s->frame_left;
-			log_msg(s, b + i, k, s->frame_left);
-			break;
-		default:
-			log_msg(s, b, n, n);
-			i = n;
-			break;
-		}
+	if (s->s.p.mode == PROTO_RAW) {
+		log_msg(s, b, n, n);
+		return;
 	}
-}
-
-static void op_echoed(void *io, const uint8_t *b, size_t n)
-{
-	log_echo(io, b, n);
+	for (k = 0; k < nm; k++) {
+		at = m[k].off + m[k].hdr;
+		shown = at < n ? n - at : 0;
+		if (shown > m[k].len)
+			shown = m[k].len;
+		log_msg(s, b + at, shown, m[k].len);
+	}
 }
 
 /* .echoed is set in the child with -v only: without it the session makes

@@ -20,6 +20,8 @@ size_t proto_msgbuf_size(uint32_t max_msg)
 
 static int config_ok(const struct proto *p)
 {
+	if (p->marks != NULL && p->marks_cap == 0)
+		return 0;
 	switch (p->mode) {
 	case PROTO_RAW:
 		return 1;
@@ -84,6 +86,36 @@ static size_t min_size(size_t a, size_t b)
 	return a < b ? a : b;
 }
 
+/* Whether no message may begin in this call: its marks are all used. */
+static int marks_full(const struct proto *p)
+{
+	return p->marks != NULL && p->marks_n == p->marks_cap;
+}
+
+/* A message begins at out[off]; the caller checked marks_full(). */
+static void mark(struct proto *p, size_t off, size_t len, uint8_t hdr,
+		 uint8_t err)
+{
+	if (p->marks == NULL)
+		return;
+	p->marks[p->marks_n].off = off;
+	p->marks[p->marks_n].len = (uint32_t)len;
+	p->marks[p->marks_n].hdr = hdr;
+	p->marks[p->marks_n].err = err;
+	p->marks_n++;
+}
+
+/* The payload of the message held in msgbuf[0..msg_len): without the frame
+ * header, and without the delimiter that ends a line (an unterminated tail
+ * cannot end with one). */
+static size_t held_payload(const struct proto *p)
+{
+	if (p->mode == PROTO_FRAME)
+		return p->msg_len - PROTO_FRAME_HDR;
+	return p->msg_len -
+	       (p->msg_len > 0 && p->msgbuf[p->msg_len - 1] == p->delim);
+}
+
 /* Enter the terminal state; the status is returned now and on every call. */
 static int finish(struct proto *p, int status)
 {
@@ -107,6 +139,7 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 	    (in == NULL && inlen > 0) || (out == NULL && outcap > 0) ||
 	    !config_ok(p))
 		return PROTO_E_ARGS;
+	p->marks_n = 0;
 
 	for (;;) {
 		switch (p->state) {
@@ -166,9 +199,11 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 			if (d != NULL) {
 				size_t k = (size_t)(d - (in + i)) + 1;
 				p->messages++;
-				if (p->msg_len == 0 && k <= outcap - o) {
+				if (p->msg_len == 0 && k <= outcap - o &&
+				    !marks_full(p)) {
 					/* Whole line in the input and room in
 					 * out: no copy through msgbuf. */
+					mark(p, o, k - 1, 0, 0);
 					memcpy(out + o, in + i, k);
 					o += k;
 					i += k;
@@ -242,9 +277,11 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 					goto out;
 				}
 				n = PROTO_FRAME_HDR + (size_t)len;
-				if (n <= avail && n <= outcap - o) {
+				if (n <= avail && n <= outcap - o &&
+				    !marks_full(p)) {
 					/* Whole frame in the input and room
 					 * in out: no copy through msgbuf. */
+					mark(p, o, len, PROTO_FRAME_HDR, 0);
 					memcpy(out + o, in + i, n);
 					o += n;
 					i += n;
@@ -300,6 +337,16 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 			size_t n =
 			    min_size(p->msg_len - p->emit_off, outcap - o);
 
+			if (p->emit_off == 0 && n > 0) {
+				if (marks_full(p)) {
+					st = PROTO_NEED_OUTPUT;
+					goto out;
+				}
+				mark(p, o, held_payload(p),
+				     p->mode == PROTO_FRAME ? PROTO_FRAME_HDR
+							    : 0,
+				     0);
+			}
 			if (n > 0)
 				memcpy(out + o, p->msgbuf + p->emit_off, n);
 			o += n;
@@ -319,6 +366,13 @@ int proto_run(struct proto *p, const uint8_t *in, size_t inlen, int eof,
 			    min_size(ERR_REPLY_LEN - p->emit_off, outcap - o);
 			size_t k;
 
+			if (p->emit_off == 0 && n > 0) {
+				if (marks_full(p)) {
+					st = PROTO_NEED_OUTPUT;
+					goto out;
+				}
+				mark(p, o, PROTO_ERR_TOO_LONG_LEN, 0, 1);
+			}
 			for (k = 0; k < n; k++, p->emit_off++)
 				out[o + k] =
 				    p->emit_off < PROTO_ERR_TOO_LONG_LEN

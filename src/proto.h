@@ -67,6 +67,22 @@ enum proto_state {
 };
 
 /*
+ * Where a message begins in the output of one proto_run() call, for a
+ * caller that reports messages (echod -v) without interpreting the bytes
+ * itself: the engine stays the only code that knows where a message ends.
+ * The echoed message is hdr header bytes, len payload bytes and, in line
+ * mode, the delimiter when it had one (not the unterminated tail at end
+ * of input). out[off] is its first byte; the message may go on past what
+ * this call produced (the rest follows in the next calls' output).
+ */
+struct proto_mark {
+	size_t off;   /* offset in this call's out of the first byte */
+	uint32_t len; /* payload bytes, without header or delimiter */
+	uint8_t hdr;  /* bytes before the payload: PROTO_FRAME_HDR or 0 */
+	uint8_t err;  /* 1: the "ERR too long" reply, payload is its text */
+};
+
+/*
  * Engine state. Set the configuration fields (mode, delim, max_msg, msgbuf,
  * msgbuf_cap) with proto_init() or by hand; every other field is valid when
  * zero-filled. In raw mode msgbuf may be NULL. The counters are for the
@@ -79,6 +95,14 @@ struct proto {
 	uint32_t max_msg; /* PROTO_MAX_MSG_MIN..PROTO_MAX_MSG_MAX */
 	uint8_t *msgbuf; /* line/frame: >= max_msg + PROTO_MSGBUF_SLACK bytes */
 	size_t msgbuf_cap;
+	/* Optional (NULL: none): every message whose first byte a call
+	 * emits is recorded in marks[0..marks_n), marks_n reset by each call.
+	 * A call stops (PROTO_NEED_OUTPUT) rather than start a message when
+	 * marks_cap are recorded; raw mode records nothing. Set by hand after
+	 * proto_init(); marks_cap >= 1 when marks is set. */
+	struct proto_mark *marks;
+	size_t marks_cap;
+	size_t marks_n;
 
 	/* incremental state */
 	enum proto_state state;
@@ -116,8 +140,9 @@ size_t proto_msgbuf_size(uint32_t max_msg);
  *
  * Returns:
  *   PROTO_NEED_INPUT   all of in consumed and nothing left to emit (eof == 0)
- *   PROTO_NEED_OUTPUT  out is full (or outcap was 0) with more to emit or
- *                      input left; call again with room
+ *   PROTO_NEED_OUTPUT  out is full (or outcap was 0), or marks_cap marks
+ *                      were recorded, with more to emit or input left;
+ *                      call again with room
  *   PROTO_DONE         eof was given, everything consumed and emitted
  *   PROTO_E_TOO_LARGE  frame mode: a frame longer than max_msg
  *   PROTO_E_TRUNCATED  frame mode: input ended inside a frame

@@ -48,10 +48,16 @@ int session_init(struct session *s, const struct session_cfg *cfg,
 		s->reason = CLOSE_NOMEM;
 		return 0;
 	}
-	return proto_init(&s->p, cfg->mode, cfg->delim, cfg->max_msg, msgbuf,
-			  msgcap) == 0
-		   ? 0
-		   : -1;
+	if (proto_init(&s->p, cfg->mode, cfg->delim, cfg->max_msg, msgbuf,
+		       msgcap) != 0)
+		return -1;
+	if (ops->echoed != NULL) {
+		/* The engine says where messages begin: nothing else here
+		 * reads the client's bytes. */
+		s->p.marks = s->marks;
+		s->p.marks_cap = SESSION_MARKS;
+	}
+	return 0;
 }
 
 /* The server decides to close first: stop reading, flush, then linger. */
@@ -93,7 +99,8 @@ static void pump(struct session *s)
 			      s->out + s->out_len, s->cfg.bufsize - s->out_len,
 			      &c, &prod);
 		if (s->ops->echoed != NULL && prod > 0)
-			s->ops->echoed(s->io, s->out + s->out_len, prod);
+			s->ops->echoed(s->io, s->out + s->out_len, prod,
+				       s->p.marks, s->p.marks_n);
 		s->in_off += c;
 		s->in_len -= c;
 		if (s->in_len == 0)

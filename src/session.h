@@ -54,8 +54,11 @@ struct session_ops {
 	int64_t (*now_ms)(void *io);
 	/* Whether the server asked every connection to finish (shutdown). */
 	int (*stopping)(void *io);
-	/* -v: the engine echoed out[0..n) (may be NULL). */
-	void (*echoed)(void *io, const uint8_t *out, size_t n);
+	/* -v (may be NULL): the engine echoed out[0..n), in which the
+	 * messages marks[0..nmarks) begin (proto.h; raw mode has none). A
+	 * message may begin in one call's out and end in a later one's. */
+	void (*echoed)(void *io, const uint8_t *out, size_t n,
+		       const struct proto_mark *marks, size_t nmarks);
 };
 
 struct session_cfg {
@@ -67,6 +70,10 @@ struct session_cfg {
 	uint32_t linger_poll_ms; /* how often the send queue is looked at */
 	size_t bufsize;		 /* each of the input and output buffers */
 };
+
+/* Messages reported to ops->echoed per engine run (a run stops when they
+ * are used up, and the session runs it again). */
+#define SESSION_MARKS 16
 
 /* The phases of a session, in order. */
 enum session_phase {
@@ -83,6 +90,7 @@ struct session {
 	enum session_phase phase;
 	enum close_reason reason;
 	struct proto p;
+	struct proto_mark marks[SESSION_MARKS]; /* with ops->echoed only */
 	uint8_t *in, *out;
 	size_t in_off, in_len;	 /* unconsumed input: in[in_off..+in_len) */
 	size_t out_off, out_len; /* unsent output: out[out_off..out_len) */

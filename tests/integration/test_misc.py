@@ -289,6 +289,73 @@ def case_verbose():
         e.stop()
 
 
+def msg_lines(e, cport, count, what):
+    """The first count -v lines of the client on port cport, as
+    (len, shown) pairs, waiting (bounded) for them."""
+    rx = r'msg \S*:%d len=(\d+) "(.*)"$' % cport
+    deadline = time.monotonic() + h.T(5)
+    while True:
+        got = [(int(m.group(1)), m.group(2)) for m in e.find(rx)]
+        if len(got) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    h.check(len(got) >= count, "%s: %d of %d -v lines: %r"
+            % (what, len(got), count, got))
+    return got[:count]
+
+
+def case_verbose_boundaries():
+    """-v logs one line per message where the engine says it begins: the
+    payload without delimiter or header, its whole length, whatever the
+    segments; more messages in one read than the engine reports per run
+    (SESSION_MARKS, 16) are all logged, once, in order."""
+    e = h.Echod(["-p", "0", "-b", "127.0.0.1", "-m", "line", "-v",
+                 "--max-msg", "8"])
+    try:
+        s = h.connect(e.port)
+        try:
+            cport = s.getsockname()[1]
+            many = b"".join(b"m%02d\n" % i for i in range(40))
+            burst = b"a\nbb\n\n" + many + b"x" * 20 + b"\nlast"
+            s.sendall(burst)
+            s.shutdown(socket.SHUT_WR)
+            want = b"a\nbb\n\n" + many + b"ERR too long\nlast"
+            h.eq(h.recv_exact(s, len(want)), want, "line echo")
+        finally:
+            s.close()
+        got = msg_lines(e, cport, 45, "line")
+        h.eq(got[:3], [(1, "a"), (2, "bb"), (0, "")], "first lines")
+        h.eq(got[3:43], [(3, "m%02d" % i) for i in range(40)],
+             "40 messages of one segment")
+        h.eq(got[43:], [(12, "ERR too long"), (4, "last")],
+             "ERR reply and unterminated tail")
+        h.eq(len(e.find(r'msg \S*:%d ' % cport)), 45, "no extra -v lines")
+    finally:
+        e.stop()
+
+    e = h.Echod(["-p", "0", "-b", "127.0.0.1", "-m", "frame", "-v"])
+    try:
+        s = h.connect(e.port)
+        try:
+            cport = s.getsockname()[1]
+            s.sendall(struct.pack(">I", 5) + b"he")
+            time.sleep(0.2)
+            s.sendall(b"llo" + struct.pack(">I", 0) + struct.pack(">I", 3))
+            time.sleep(0.2)
+            s.sendall(b"\n\x00\xff")
+            want = (struct.pack(">I", 5) + b"hello" + struct.pack(">I", 0) +
+                    struct.pack(">I", 3) + b"\n\x00\xff")
+            h.eq(h.recv_exact(s, len(want)), want, "frame echo")
+        finally:
+            s.close()
+        got = msg_lines(e, cport, 3, "frame")
+        h.eq(got, [(5, "hello"), (0, ""), (3, "\\n\\x00\\xff")],
+             "one line per frame, payload only")
+        h.eq(len(e.find(r'msg \S*:%d ' % cport)), 3, "no extra -v lines")
+    finally:
+        e.stop()
+
+
 def case_quiet():
     port = h.free_port()
     e = h.Echod(["-q", "-p", str(port), "-b", "127.0.0.1"],

@@ -1192,6 +1192,73 @@ static void test_corrupt_state(void **state)
 }
 #endif
 
+/* Marks: where each message begins, payload length, header, kind; a full
+ * mark array stops the call (NEED_OUTPUT) and the next call goes on. */
+static void test_marks(void **state)
+{
+	static const uint8_t in[] = "a\nbb\n\nxxxxxxx\nlast";
+	uint8_t msgbuf[5 + PROTO_MSGBUF_SLACK], out[64];
+	struct proto p;
+	struct proto_mark m[2];
+	size_t used, made, off = 0, got = 0, pos = 0;
+	/* payload lengths, errors and offsets in the whole output */
+	static const struct {
+		size_t off;
+		uint32_t len;
+		uint8_t err;
+	} want[] = {{0, 1, 0}, {2, 2, 0}, {5, 0, 0}, {6, 12, 1}, {19, 4, 0}};
+	int st, calls = 0;
+
+	(void)state;
+	assert_int_equal(
+	    proto_init(&p, PROTO_LINE, '\n', 5, msgbuf, sizeof(msgbuf)), 0);
+	p.marks = m;
+	p.marks_cap = 2;
+	do {
+		st = proto_run(&p, in + pos, sizeof(in) - 1 - pos, 1, out + off,
+			       sizeof(out) - off, &used, &made);
+		assert_true(p.marks_n <= 2);
+		for (size_t k = 0; k < p.marks_n; k++, got++) {
+			assert_true(got < 5);
+			assert_int_equal(off + m[k].off, want[got].off);
+			assert_int_equal(m[k].len, want[got].len);
+			assert_int_equal(m[k].err, want[got].err);
+			assert_int_equal(m[k].hdr, 0);
+		}
+		pos += used;
+		off += made;
+		assert_true(++calls < 10);
+	} while (st == PROTO_NEED_OUTPUT);
+	assert_int_equal(st, PROTO_DONE);
+	assert_int_equal(got, 5);
+	assert_int_equal(calls, 3);
+	assert_memory_equal(out, "a\nbb\n\nERR too long\nlast", off);
+
+	/* Frame mode: the header is not payload; marks_cap 0 is refused. */
+	{
+		static const uint8_t fr[] = {0, 0, 0, 2, 'h', 'i', 0, 0, 0, 0};
+		uint8_t fbuf[8 + PROTO_MSGBUF_SLACK];
+
+		assert_int_equal(
+		    proto_init(&p, PROTO_FRAME, 0, 8, fbuf, sizeof(fbuf)), 0);
+		p.marks = m;
+		p.marks_cap = 0;
+		assert_int_equal(proto_run(&p, fr, sizeof(fr), 1, out,
+					   sizeof(out), &used, &made),
+				 PROTO_E_ARGS);
+		p.marks_cap = 2;
+		assert_int_equal(proto_run(&p, fr, sizeof(fr), 1, out,
+					   sizeof(out), &used, &made),
+				 PROTO_DONE);
+		assert_int_equal(p.marks_n, 2);
+		assert_int_equal(m[0].off, 0);
+		assert_int_equal(m[0].len, 2);
+		assert_int_equal(m[0].hdr, PROTO_FRAME_HDR);
+		assert_int_equal(m[1].off, 6);
+		assert_int_equal(m[1].len, 0);
+	}
+}
+
 static int report_counts(void **state)
 {
 	(void)state;
@@ -1225,6 +1292,7 @@ int main(void)
 					    teardown_engine),
 	    cmocka_unit_test(test_zero_filled_struct),
 	    cmocka_unit_test(test_status_str),
+	    cmocka_unit_test(test_marks),
 	    cmocka_unit_test_setup_teardown(test_counters, setup_line5,
 					    teardown_engine),
 	    cmocka_unit_test_setup_teardown(test_frame_counters, setup_frame5,
