@@ -25,6 +25,8 @@
  * - the close reason matches what happened (a reset only after an error,
  *   shutdown only after a request, idle only after the clock passed the
  *   idle timeout, eof only after the client's half-close);
+ * Header byte 6: 0xff no message buffer; else bit 6 -v (ops->echoed),
+ * bit 5 the blocking operations (read_wait, write_wait).
  * - with -v (header byte 6 bit 6): what ops->echoed is shown is, in order,
  *   a prefix of the reference output that covers everything delivered, and
  *   its message marks are the reference engine's marks for that prefix.
@@ -44,6 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define BUF_MAX	   64u	 /* largest session buffer tried */
 #define MSG_MAX	   48u	 /* largest --max-msg tried */
 #define STREAM_MAX 4096u /* longest client stream */
+/* Most the engine can make of it: an "ERR too long" reply (13 bytes) for
+ * every 2 bytes (--max-msg 1). */
+#define OUT_MAX (STREAM_MAX * 7 + 64)
 /* Calls without progress allowed between two waits. The loop needs a
  * few (a write that takes nothing, a read that finds nothing, the send
  * queue); more means it spins. */
@@ -75,7 +80,7 @@ struct sim {
 	size_t stream_len, arrived, read_off;
 	int half_closed; /* the client sent FIN after the stream */
 	/* what the client received */
-	uint8_t delivered[STREAM_MAX * 2 + 64];
+	uint8_t delivered[OUT_MAX];
 	size_t delivered_len;
 	size_t unacked; /* written, not acknowledged (outq) */
 	int fin_sent, fin_acked;
@@ -95,7 +100,7 @@ struct sim {
 	/* -v: what ops->echoed was shown, and where messages begin in it
 	 * (the arrays last: a run clears the struct up to them) */
 	size_t echoed_len, nmarks;
-	uint8_t echoed[STREAM_MAX * 2 + 64];
+	uint8_t echoed[OUT_MAX];
 	struct proto_mark marks[STREAM_MAX + 2];
 };
 
@@ -316,16 +321,26 @@ static const struct session_ops sim_ops = {
     .stopping = op_stopping,
 };
 
-static const struct session_ops sim_ops_verbose = {
-    .read = op_read,
-    .write = op_write,
-    .shutdown_wr = op_shutdown_wr,
-    .outq = op_outq,
-    .wait = op_wait,
-    .now_ms = op_now,
-    .stopping = op_stopping,
-    .echoed = op_echoed,
-};
+/* The blocking operations (header byte 6 bit 5), as conn.c's behave: a
+ * wait, then the call, with the schedule deciding both. */
+static ssize_t op_read_wait(void *io, void *buf, size_t len, int64_t deadline)
+{
+	int ev = op_wait(io, SESSION_EV_IN, deadline);
+
+	if (ev < 0)
+		return -1;
+	return ev & SESSION_EV_IN ? op_read(io, buf, len) : SESSION_AGAIN;
+}
+
+static ssize_t op_write_wait(void *io, const void *buf, size_t len,
+			     int64_t deadline)
+{
+	int ev = op_wait(io, SESSION_EV_OUT, deadline);
+
+	if (ev < 0)
+		return -1;
+	return ev & SESSION_EV_OUT ? op_write(io, buf, len) : 0;
+}
 
 /* The reference: a fresh engine over the consumed bytes, whole, with and
  * without the end of input. */
@@ -354,13 +369,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t delims[] = {'\n', 0, ';', 0xff};
 	static uint8_t in[BUF_MAX], out[BUF_MAX];
 	static uint8_t msgbuf[MSG_MAX + PROTO_MSGBUF_SLACK];
-	static uint8_t ref_eof[STREAM_MAX * 2 + 64],
-	    ref_no[STREAM_MAX * 2 + 64];
+	static uint8_t ref_eof[OUT_MAX], ref_no[OUT_MAX];
 	static struct proto_mark ref_marks[STREAM_MAX + 2];
 	static struct sim w;
 	struct session_cfg cfg;
 	struct session s;
 	size_t n_eof, n_no, consumed, nref, k;
+	static struct session_ops ops;
 	int nomem, verbose;
 
 	if (size < HDR_LEN)
@@ -375,6 +390,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.linger_poll_ms = 1 + (data[5] & 0x0f);
 	nomem = cfg.mode != PROTO_RAW && (data[6] & 0x80) && data[6] == 0xff;
 	verbose = (data[6] & 0x40) != 0;
+	ops = sim_ops;
+	if (verbose)
+		ops.echoed = op_echoed;
+	if (data[6] & 0x20) {
+		ops.read_wait = op_read_wait;
+		ops.write_wait = op_write_wait;
+	}
 
 	memset(&w, 0, offsetof(struct sim, echoed));
 	w.stream = data + HDR_LEN;
@@ -388,8 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.idle_ms = cfg.idle_ms;
 	w.s = &s;
 
-	CHECK(session_init(&s, &cfg, verbose ? &sim_ops_verbose : &sim_ops, &w,
-			   in, out, nomem ? NULL : msgbuf,
+	CHECK(session_init(&s, &cfg, &ops, &w, in, out, nomem ? NULL : msgbuf,
 			   nomem ? 0 : proto_msgbuf_size(cfg.max_msg)) == 0,
 	      "session_init refused a valid configuration");
 	w.last_progress_ms = w.now;

@@ -15,10 +15,12 @@ LF, NUL, SEMI, FF = 0, 1, 2, 3
 
 
 def hdr(mode, stream, delim=LF, max_msg=16, buf=16, idle=10, linger=5,
-        nomem=False, verbose=False):
-    # idle: units of 100 ms, 0x80 = never; verbose: -v (ops->echoed)
+        nomem=False, verbose=False, blocking=False):
+    # idle: units of 100 ms, 0x80 = never; verbose: -v (ops->echoed);
+    # blocking: read_wait/write_wait, as production serves
     return bytes([mode, delim, max_msg - 1, buf - 1, idle, linger,
-                  0xff if nomem else 0x40 if verbose else 0,
+                  0xff if nomem else
+                  (0x40 if verbose else 0) | (0x20 if blocking else 0),
                   (len(stream) >> 8) & 0x0f,
                   len(stream) & 0xff]) + stream
 
@@ -68,6 +70,11 @@ seeds = {
     "frame-shutdown-then-eof": hdr(FRAME, frame(b"aa") + frame(b"bb")) + bytes([READ_8, WAIT_STOP, READ_ALL_EOF, WRITE_ALL]),
     "verbose-line-many": hdr(LINE, b"a\n" * 40 + b"x" * 20 + b"\nend", max_msg=8, buf=64, verbose=True) + bytes([0x3f, 0x3f, READ_ALL_EOF]),
     "verbose-frame-split": hdr(FRAME, frame(b"hello") + frame(b"") + frame(b"0123456789"), buf=5, verbose=True) + bytes([0x02, 0x03, 0x01, 0x3f, 0x01, 0x02]),
+    "blocking-raw-halfclose": hdr(RAW, b"hello, world\n", blocking=True) + bytes([READ_8, READ_8, READ_ALL_EOF, WRITE_ALL, WRITE_ALL]),
+    "blocking-line-idle": hdr(LINE, b"one\ntwo", idle=1, blocking=True) + bytes([0x3f, WAIT_JUMP, WRITE_ALL, WAIT_DEADLINE]),
+    "blocking-frame-shutdown": hdr(FRAME, frame(b"aa") + frame(b"bb"), blocking=True) + bytes([READ_8, WAIT_STOP, WRITE_ALL, WAIT_ACK_FIN]),
+    "blocking-noread-backpressure": hdr(RAW, bytes(200), buf=4, blocking=True) + bytes([0x3f, WRITE_FULL, WRITE_FULL, 0x00, WRITE_FULL, WAIT_JUMP]),
+    "blocking-reset": hdr(LINE, b"abc\n", blocking=True) + bytes([READ_8, WRITE_EPIPE]),
     "verbose-raw": hdr(RAW, b"raw bytes, no messages", verbose=True) + bytes([READ_8, READ_ALL_EOF]),
 }
 

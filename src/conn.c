@@ -1,18 +1,34 @@
 /*
- * conn.c - see conn.h. The production side of session.h: a non-blocking
- * socket, ppoll() with the parent's signals open only while waiting, the
+ * conn.c - see conn.h. The production side of session.h: the socket, the
  * monotonic clock, the shutdown flag of the control page.
+ *
+ * While serving, the socket is used as a blocking server uses it: read()
+ * waits for the next message (SO_RCVTIMEO is the idle timeout) and write()
+ * sends the echo whole (SO_SNDTIMEO), so a message costs two system calls
+ * and waiting costs none of its own. A stop request must still end a
+ * blocked call at once, without the race between checking a flag and
+ * entering read() that ppoll()'s signal mask exists to close: the child
+ * takes SIGTERM and SIGINT unblocked, without SA_RESTART, with a handler
+ * that sets the flag and then makes the socket non-blocking. A signal that
+ * comes inside read()/write() interrupts it (EINTR); one that comes just
+ * before leaves a non-blocking socket, and the call returns EAGAIN at once.
+ * Closing and lingering (after a stop, an error or idleness) poll with
+ * ppoll() and MSG_DONTWAIT calls, as the socket may be either by then.
  */
 #define _GNU_SOURCE /* ppoll */
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +45,9 @@ struct conn {
 	int fd;
 	const sigset_t *waitmask;
 	const volatile sig_atomic_t *term;
+	/* SO_RCVTIMEO and SO_SNDTIMEO as last set, in ms (0: none, the
+	 * kernel's default; -1: cannot be set, poll instead). */
+	int64_t rcvtimeo, sndtimeo;
 	struct session s;
 	/* The client's address, formatted only when a line is logged:
 	 * inet_ntop and snprintf would fault in text pages that a quiet
@@ -47,18 +66,152 @@ __attribute__((noreturn)) static void conn_exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
+/* The stop request as the child's own signal handler sees it. */
+static volatile sig_atomic_t child_term;
+static int child_fd = -1;
+
+static void on_term(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	child_term = 1;
+	/* A read() or write() about to block now returns at once. */
+	if (child_fd >= 0)
+		(void)fcntl(child_fd, F_SETFL, O_NONBLOCK);
+	errno = e;
+}
+
+/* SIGTERM and SIGINT: the handler above, open from now on (they were
+ * blocked since fork, so one sent meanwhile is taken here). */
+static int take_term_signals(int fd)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	child_fd = fd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigfillset(&sa.sa_mask);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0)
+		return -1;
+	return sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 /* ---- session.h's operations over the socket ---- */
 
 static ssize_t op_read(void *io, void *buf, size_t len)
 {
-	ssize_t n = net_read(((struct conn *)io)->fd, buf, len);
+	ssize_t n;
 
-	return n == NET_AGAIN ? SESSION_AGAIN : n;
+	do
+		n = recv(((struct conn *)io)->fd, buf, len, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return SESSION_AGAIN;
+	return n;
 }
 
 static ssize_t op_write(void *io, const void *buf, size_t len)
 {
-	return net_write(((struct conn *)io)->fd, buf, len);
+	ssize_t n;
+
+	do
+		n = send(((struct conn *)io)->fd, buf, len,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return n;
+}
+
+static int op_stopping(void *io);
+static int op_wait(void *io, int events, int64_t deadline);
+
+/* Make the next blocking call on the socket return by deadline (-1:
+ * never): SO_RCVTIMEO/SO_SNDTIMEO, set only when it must change. The
+ * timeout counts from each call, so while messages come and go it stays
+ * the idle timeout and is set once. It may end the call up to
+ * TIMEO_EARLY_MS early (the session then waits again for the rest) or
+ * TIMEO_LATE_MS late (the idle timeout is whole seconds; without the
+ * tolerance, a millisecond passing between a write and the next read
+ * would cost a call). Returns -1 when it cannot be set: poll instead. */
+#define TIMEO_EARLY_MS 100
+#define TIMEO_LATE_MS  10
+static int set_timeo(struct conn *c, int opt, int64_t *cur, int64_t deadline)
+{
+	int64_t left = 0;
+	struct timeval tv;
+
+	if (*cur < 0)
+		return -1;
+	if (deadline >= 0) {
+		left = deadline - clock_ms();
+		if (left < 1)
+			left = 1;
+	}
+	if (left == 0 ? *cur == 0
+		      : *cur > 0 && *cur <= left + TIMEO_LATE_MS &&
+			    *cur + TIMEO_EARLY_MS >= left)
+		return 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	if (setsockopt(c->fd, SOL_SOCKET, opt, &tv, sizeof(tv)) < 0) {
+		*cur = -1;
+		return -1;
+	}
+	*cur = left;
+	return 0;
+}
+
+/* A blocking call ended without data: at the timeout, by a signal, or
+ * because the handler made the socket non-blocking. */
+static int blocked_out(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+static ssize_t op_read_wait(void *io, void *buf, size_t len, int64_t deadline)
+{
+	struct conn *c = io;
+	ssize_t n;
+
+	if (op_stopping(io))
+		return SESSION_AGAIN;
+	if (set_timeo(c, SO_RCVTIMEO, &c->rcvtimeo, deadline) < 0) {
+		int ev = op_wait(io, SESSION_EV_IN, deadline);
+
+		return ev < 0	 ? -1
+		       : ev == 0 ? SESSION_AGAIN
+				 : op_read(io, buf, len);
+	}
+	n = read(c->fd, buf, len);
+	if (n < 0 && blocked_out())
+		return SESSION_AGAIN;
+	return n;
+}
+
+static ssize_t op_write_wait(void *io, const void *buf, size_t len,
+			     int64_t deadline)
+{
+	struct conn *c = io;
+	ssize_t n;
+
+	if (op_stopping(io))
+		return 0;
+	if (set_timeo(c, SO_SNDTIMEO, &c->sndtimeo, deadline) < 0) {
+		int ev = op_wait(io, SESSION_EV_OUT, deadline);
+
+		return ev < 0 ? -1 : ev == 0 ? 0 : op_write(io, buf, len);
+	}
+	n = write(c->fd, buf, len);
+	if (n < 0 && blocked_out())
+		return 0;
+	return n;
 }
 
 static void op_shutdown_wr(void *io)
@@ -111,7 +264,7 @@ static int64_t op_now_ms(void *io)
  * no system call per wake-up. */
 static int op_stopping(void *io)
 {
-	return *((struct conn *)io)->term || control_stopping();
+	return child_term || *((struct conn *)io)->term || control_stopping();
 }
 
 static const char *peer_str(struct conn *s)
@@ -162,6 +315,8 @@ static struct session_ops conn_ops = {
     .wait = op_wait,
     .now_ms = op_now_ms,
     .stopping = op_stopping,
+    .read_wait = op_read_wait,
+    .write_wait = op_write_wait,
 };
 
 /* One report to the parent, before leaving. A full queue (the parent
@@ -205,12 +360,11 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	uint8_t *msgbuf = NULL;
 	int64_t dur;
 
-	/* The signal dispositions stay the parent's: its handlers only set
-	 * flags, so a SIGTERM or SIGINT (which the parent sends at shutdown,
-	 * and a terminal sends to the whole group) raises *ctx->term;
-	 * SIGUSR1, SIGHUP and SIGCHLD set flags nobody here reads, and the
-	 * signals the parent ignores stay ignored. Some sigaction() calls and
-	 * their page faults less per connection. */
+	/* SIGTERM and SIGINT (which the parent sends at shutdown, and a
+	 * terminal sends to the whole group) get the child's own handler
+	 * below (take_term_signals); the other dispositions stay the
+	 * parent's: SIGUSR1, SIGHUP and SIGCHLD set flags nobody here reads,
+	 * and the signals the parent ignores stay ignored. */
 	log_reinit_pid();
 	c->fd = fd;
 	c->waitmask = ctx->waitmask;
@@ -222,6 +376,10 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	if (sandbox_child(ctx->parent) < 0) {
 		log_warn("close %s: cannot enter the sandbox", peer_str(c));
 		conn_exit(1);
+	}
+	if (take_term_signals(fd) < 0) {
+		/* The blocked signals then reach us only inside ppoll(). */
+		c->rcvtimeo = c->sndtimeo = -1;
 	}
 	if (o->mode != PROTO_RAW) {
 		/* Up to 16 MiB: mapped, so only the pages a message really

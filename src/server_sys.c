@@ -64,8 +64,10 @@ static int sys_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
 		      int *err)
 {
 	struct server_sys *x = io;
-	int fd = accept4(x->lfd, (struct sockaddr *)ss, len,
-			 SOCK_NONBLOCK | SOCK_CLOEXEC);
+	/* Blocking: the child serves it as a blocking server does (conn.c);
+	 * the parent itself never reads or writes it (MSG_DONTWAIT when it
+	 * drops a held connection's input). */
+	int fd = accept4(x->lfd, (struct sockaddr *)ss, len, SOCK_CLOEXEC);
 
 	if (fd < 0)
 		*err = errno;

@@ -123,14 +123,18 @@ static void pump(struct session *s)
 	}
 }
 
-/* Send what is owed. Returns -1 when the connection is gone. */
-static int flush(struct session *s)
+/* Send what is owed; with block, through ops->write_wait, waiting up to
+ * deadline. Returns -1 when the connection is gone. */
+static int flush(struct session *s, int block, int64_t deadline)
 {
 	ssize_t n;
 
 	if (s->out_len == s->out_off)
 		return 0;
-	n = s->ops->write(s->io, s->out + s->out_off, s->out_len - s->out_off);
+	n = block ? s->ops->write_wait(s->io, s->out + s->out_off,
+				       s->out_len - s->out_off, deadline)
+		  : s->ops->write(s->io, s->out + s->out_off,
+				  s->out_len - s->out_off);
 	if (n < 0) {
 		set_reset(s);
 		return -1;
@@ -147,17 +151,23 @@ static int flush(struct session *s)
 	return 0;
 }
 
-/* Read from the client into the input buffer. Returns -1 when the
- * connection is gone. */
-static int fill(struct session *s)
+/* Read from the client into the input buffer; with block, through
+ * ops->read_wait, waiting up to deadline. Returns -1 when the connection
+ * is gone. */
+static int fill(struct session *s, int block, int64_t deadline)
 {
+	void *at;
+	size_t room;
 	ssize_t n;
 
 	if (s->in_off > 0) {
 		memmove(s->in, s->in + s->in_off, s->in_len);
 		s->in_off = 0;
 	}
-	n = s->ops->read(s->io, s->in + s->in_len, s->cfg.bufsize - s->in_len);
+	at = s->in + s->in_len;
+	room = s->cfg.bufsize - s->in_len;
+	n = block ? s->ops->read_wait(s->io, at, room, deadline)
+		  : s->ops->read(s->io, at, room);
 	if (n == SESSION_AGAIN)
 		return 0;
 	if (n < 0) {
@@ -231,6 +241,12 @@ static int linger_more(struct session *s, int64_t now)
 	return now < s->progress_ms + (int64_t)s->cfg.linger_ms;
 }
 
+/* Serving: when the connection counts as idle (-1: never). */
+static int64_t idle_deadline(const struct session *s)
+{
+	return s->cfg.idle_ms > 0 ? s->progress_ms + s->cfg.idle_ms : -1;
+}
+
 /* One turn's decision: what to wait for and until when. Returns 0 to
  * wait, 1 to go round again at once, -1 when the session is over. */
 static int plan(struct session *s, int *events, int64_t *deadline)
@@ -269,10 +285,8 @@ static int plan(struct session *s, int *events, int64_t *deadline)
 		*deadline = now + s->cfg.linger_poll_ms;
 	else if (s->phase == SESSION_CLOSING)
 		*deadline = s->progress_ms + s->cfg.linger_ms;
-	else if (s->cfg.idle_ms > 0)
-		*deadline = s->progress_ms + s->cfg.idle_ms;
 	else
-		*deadline = -1;
+		*deadline = idle_deadline(s);
 	if (*deadline >= 0 && now >= *deadline) {
 		if (s->phase == SESSION_CLOSING)
 			return -1; /* the flush stalled */
@@ -282,14 +296,35 @@ static int plan(struct session *s, int *events, int64_t *deadline)
 	return 0;
 }
 
+/* While serving, with the blocking operations: wait inside the read or
+ * the write (a blocking server's two calls per message) rather than in
+ * ops->wait. Pending output is sent first; reading resumes once it is
+ * gone (the back-pressure is the same: nothing is read while the client
+ * does not take its echoes). Returns 1 when done so, 0 when the caller
+ * must wait, -1 when the connection is gone. */
+static int serve_blocking(struct session *s, int events, int64_t deadline)
+{
+	if (s->phase != SESSION_SERVING)
+		return 0;
+	if (events & SESSION_EV_OUT)
+		return s->ops->write_wait == NULL  ? 0
+		       : flush(s, 1, deadline) < 0 ? -1
+						   : 1;
+	return s->ops->read_wait == NULL  ? 0
+	       : fill(s, 1, deadline) < 0 ? -1
+					  : 1;
+}
+
 void session_serve(struct session *s)
 {
 	int64_t deadline = -1;
 	int ev, events = 0, r;
 
 	/* The client's first bytes have usually arrived while we forked:
-	 * read before the first wait, saving a wait per connection. */
-	if (s->phase == SESSION_SERVING && fill(s) < 0)
+	 * read before the first wait, saving a wait per connection (a
+	 * blocking read returns them at once anyway). */
+	if (s->phase == SESSION_SERVING && s->ops->read_wait == NULL &&
+	    fill(s, 0, -1) < 0)
 		goto done;
 	for (;;) {
 		if (s->phase == SESSION_SERVING && s->ops->stopping(s->io))
@@ -301,12 +336,23 @@ void session_serve(struct session *s)
 			s->out_off = 0;
 		}
 		pump(s);
-		if (flush(s) < 0)
+		/* Serving with write_wait, the echo is written as a blocking
+		 * server writes it: whole, waiting up to the idle deadline. */
+		if (s->phase == SESSION_SERVING && s->ops->write_wait != NULL)
+			r = flush(s, 1, idle_deadline(s));
+		else
+			r = flush(s, 0, -1);
+		if (r < 0)
 			goto done;
 		/* Room freed by the write: let the engine go on first. */
 		if (engine_can_run(s))
 			continue;
 		r = plan(s, &events, &deadline);
+		if (r < 0)
+			goto done;
+		if (r > 0)
+			continue;
+		r = serve_blocking(s, events, deadline);
 		if (r < 0)
 			goto done;
 		if (r > 0)
@@ -321,7 +367,7 @@ void session_serve(struct session *s)
 		if (s->phase == SESSION_LINGERING) {
 			if (discard(s) < 0)
 				goto done;
-		} else if (fill(s) < 0) {
+		} else if (fill(s, 0, -1) < 0) {
 			goto done;
 		}
 	}

@@ -54,6 +54,18 @@ struct session_ops {
 	int64_t (*now_ms)(void *io);
 	/* Whether the server asked every connection to finish (shutdown). */
 	int (*stopping)(void *io);
+	/* Optional (NULL: read or write, then wait, as above): read or
+	 * write, waiting in the call itself, as a blocking server does, so
+	 * that a message costs one read and one write and waiting for the
+	 * next costs no call of its own. read_wait returns like read, or
+	 * SESSION_AGAIN at deadline_ms or when a stop request may have come;
+	 * write_wait returns the bytes taken (all of len unless the deadline
+	 * or a stop request came first), or -1 when the connection is gone.
+	 * Used only while serving: closing and lingering poll. */
+	ssize_t (*read_wait)(void *io, void *buf, size_t len,
+			     int64_t deadline_ms);
+	ssize_t (*write_wait)(void *io, const void *buf, size_t len,
+			      int64_t deadline_ms);
 	/* -v (may be NULL): the engine echoed out[0..n), in which the
 	 * messages marks[0..nmarks) begin (proto.h; raw mode has none). A
 	 * message may begin in one call's out and end in a later one's. */

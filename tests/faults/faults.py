@@ -348,6 +348,12 @@ def build_matrix():
         expect="serve", lossless=True, waive=W_REPORT)
     add("children", "sendto", ["EAGAIN"], ["1+"], expect="serve",
         lossless=True, waive=W_REPORT)
+    # serving blocking (conn.c): the socket timeouts and the SIGTERM
+    # handler; when either cannot be had the child polls instead
+    add("children", "setsockopt", ["EINVAL", "ENOMEM"], ["1"], **ok)
+    add("children", "setsockopt", ["ENOBUFS"], ["1+"], **ok)
+    add("children", "rt_sigaction", ["EINVAL"], ["1", "2"], **ok)
+    add("children", "rt_sigprocmask", ["EINVAL"], ["1"], **ok)
     # the lingering close (idle timeout, drain)
     add("children", "shutdown", ["ENOTCONN", "EINVAL"], ["1"], **ok)
     add("children", "ioctl", ["ENOTTY"], ["1", "1+"], **ok)

@@ -74,6 +74,70 @@ def case_transfer_100mb():
         e.stop()
 
 
+def case_rr_two_calls():
+    """Request/response at a blocking server's floor (issue 12): once a
+    connection is served, each 64-byte message costs its child one read()
+    and one write(), and waiting for the next message no call of its own
+    (no ppoll, no read that finds nothing). Counted with strace attached
+    to the child over 200 round trips."""
+    import shutil
+    import signal
+    import subprocess
+    h.check(shutil.which("strace") is not None, "strace is not installed")
+    e = h.Echod(["-p", "0", "-b", "127.0.0.1"])
+    st = None
+    try:
+        s = h.connect(e.port)
+        msg = b"m" * 63 + b"\n"
+        s.sendall(msg)
+        h.eq(h.recv_exact(s, len(msg)), msg, "first echo")
+        child = e.wait_children(1, h.T(5))[0]
+        log = os.path.join(h.TMPDIR, "rr.strace")
+        st = subprocess.Popen(["strace", "-qq", "-o", log, "-p", str(child)],
+                              stderr=subprocess.PIPE)
+        # strace is attached once the child's blocked read shows up.
+        deadline = time.monotonic() + h.T(10)
+        while True:
+            try:
+                with open(log) as f:
+                    if "read(" in f.read():
+                        break
+            except OSError:
+                pass
+            h.check(time.monotonic() < deadline, "strace did not attach")
+            time.sleep(0.02)
+        n = 200
+        for i in range(n):
+            s.sendall(msg)
+            h.eq(h.recv_exact(s, len(msg)), msg, "echo %d" % i)
+        time.sleep(0.1)
+        st.send_signal(signal.SIGINT)
+        st.wait(h.T(10))
+        with open(log) as f:
+            lines = [ln for ln in f if "(" in ln and not ln.startswith("---")]
+        # Attaching interrupts the blocked read(), which the child then
+        # enters again (resetting its timeout once): count from the first
+        # message read.
+        first = next(i for i, ln in enumerate(lines)
+                     if ln.startswith("read(") and ln.rstrip().endswith(
+                         "= %d" % len(msg)))
+        calls = [ln.split("(")[0] for ln in lines[first:]]
+        counts = {c: calls.count(c) for c in set(calls)}
+        h.log("child's calls over %d round trips: %r" % (n, counts))
+        h.check(set(counts) <= {"read", "write"},
+                "calls other than read and write: %r" % counts)
+        h.check(counts.get("write", 0) == n and
+                counts.get("read", 0) <= n + 1,
+                "expected %d writes and at most %d reads: %r"
+                % (n, n + 1, counts))
+        s.close()
+    finally:
+        if st is not None and st.poll() is None:
+            st.kill()
+            st.wait()
+        e.stop()
+
+
 def case_half_close():
     e = h.Echod(["-p", "0", "-b", "127.0.0.1"])
     try:
