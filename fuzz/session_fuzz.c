@@ -26,7 +26,8 @@
  *   shutdown only after a request, idle only after the clock passed the
  *   idle timeout, eof only after the client's half-close);
  * Header byte 6: 0xff no message buffer; else bit 6 -v (ops->echoed),
- * bit 5 the blocking operations (read_wait, write_wait).
+ * bit 5 the blocking operations (read_wait, write_wait), bit 4 the pipe
+ * (pipe_open returns 0 to 15 from bits 0-3: 0 refuses it).
  * - with -v (header byte 6 bit 6): what ops->echoed is shown is, in order,
  *   a prefix of the reference output that covers everything delivered, and
  *   its message marks are the reference engine's marks for that prefix.
@@ -97,6 +98,10 @@ struct sim {
 	int spin;		  /* calls without progress since a wait */
 	int waits;
 	uint32_t idle_ms;
+	/* the pipe (header byte 6 bit 4): what the session moved into it and
+	 * not yet out, as the kernel would hold it */
+	size_t pipe_cap, pipe_len;
+	uint8_t pipe[BUF_MAX];
 	/* -v: what ops->echoed was shown, and where messages begin in it
 	 * (the arrays last: a run clears the struct up to them) */
 	size_t echoed_len, nmarks;
@@ -129,7 +134,9 @@ static void progress(struct sim *w)
 static void check_bounds(const struct session *s)
 {
 	CHECK(s->in_off + s->in_len <= s->cfg.bufsize, "input buffer overrun");
-	CHECK(s->out_off <= s->out_len && s->out_len <= s->cfg.bufsize,
+	CHECK(s->out_off <= s->out_len &&
+		  s->out_len <=
+		      (s->pipe_cap > 0 ? s->pipe_cap : s->cfg.bufsize),
 	      "output buffer overrun");
 	CHECK(proto_pending(&s->p) <= s->cfg.max_msg + PROTO_MSGBUF_SLACK,
 	      "engine holds more than one message");
@@ -311,6 +318,59 @@ static void op_echoed(void *io, const uint8_t *out, size_t n,
 	w->echoed_len += n;
 }
 
+/* The pipe (header byte 6 bit 4): its capacity from the header, 0 to
+ * refuse; moves in and out through the simulated socket. */
+static size_t op_pipe_open(void *io)
+{
+	struct sim *w = io;
+
+	CHECK(w->s->p.mode == PROTO_RAW, "a pipe outside raw mode");
+	CHECK(w->s->in_len == 0 && w->s->out_len == w->s->out_off,
+	      "a pipe opened while bytes are owed");
+	return w->pipe_cap;
+}
+
+static ssize_t op_pipe_in(void *io, size_t len, int64_t deadline)
+{
+	struct sim *w = io;
+	ssize_t n;
+	int ev;
+
+	CHECK(w->pipe_len == 0, "pipe_in into a pipe that holds bytes");
+	CHECK(len > 0 && len <= w->pipe_cap, "pipe_in beyond the pipe");
+	ev = op_wait(io, SESSION_EV_IN, deadline);
+	if (ev < 0)
+		return -1;
+	if (!(ev & SESSION_EV_IN))
+		return SESSION_AGAIN;
+	n = op_read(io, w->pipe, len);
+	if (n > 0)
+		w->pipe_len = (size_t)n;
+	return n;
+}
+
+static ssize_t op_pipe_out(void *io, size_t len, int block, int64_t deadline)
+{
+	struct sim *w = io;
+	ssize_t n;
+
+	CHECK(len == w->pipe_len, "pipe_out of other than what the pipe holds");
+	if (block) {
+		int ev = op_wait(io, SESSION_EV_OUT, deadline);
+
+		if (ev < 0)
+			return -1;
+		if (!(ev & SESSION_EV_OUT))
+			return 0;
+	}
+	n = op_write(io, w->pipe, len);
+	if (n > 0) {
+		memmove(w->pipe, w->pipe + n, w->pipe_len - (size_t)n);
+		w->pipe_len -= (size_t)n;
+	}
+	return n;
+}
+
 static const struct session_ops sim_ops = {
     .read = op_read,
     .write = op_write,
@@ -397,6 +457,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ops.read_wait = op_read_wait;
 		ops.write_wait = op_write_wait;
 	}
+	if (data[6] & 0x10) {
+		ops.pipe_open = op_pipe_open;
+		ops.pipe_in = op_pipe_in;
+		ops.pipe_out = op_pipe_out;
+	}
 
 	memset(&w, 0, offsetof(struct sim, echoed));
 	w.stream = data + HDR_LEN;
@@ -408,6 +473,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.now = 1000;
 	w.stop_at = -1;
 	w.idle_ms = cfg.idle_ms;
+	w.pipe_cap = data[6] & 0x0f;
 	w.s = &s;
 
 	CHECK(session_init(&s, &cfg, &ops, &w, in, out, nomem ? NULL : msgbuf,

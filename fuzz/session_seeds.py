@@ -15,12 +15,14 @@ LF, NUL, SEMI, FF = 0, 1, 2, 3
 
 
 def hdr(mode, stream, delim=LF, max_msg=16, buf=16, idle=10, linger=5,
-        nomem=False, verbose=False, blocking=False):
+        nomem=False, verbose=False, blocking=False, pipe=None):
     # idle: units of 100 ms, 0x80 = never; verbose: -v (ops->echoed);
-    # blocking: read_wait/write_wait, as production serves
-    return bytes([mode, delim, max_msg - 1, buf - 1, idle, linger,
-                  0xff if nomem else
-                  (0x40 if verbose else 0) | (0x20 if blocking else 0),
+    # blocking: read_wait/write_wait, as production serves; pipe: the
+    # capacity pipe_open returns (0: refused; None: no pipe operations)
+    flags = 0xff if nomem else ((0x40 if verbose else 0) |
+                                (0x20 if blocking else 0) |
+                                (0x10 | pipe if pipe is not None else 0))
+    return bytes([mode, delim, max_msg - 1, buf - 1, idle, linger, flags,
                   (len(stream) >> 8) & 0x0f,
                   len(stream) & 0xff]) + stream
 
@@ -75,6 +77,11 @@ seeds = {
     "blocking-frame-shutdown": hdr(FRAME, frame(b"aa") + frame(b"bb"), blocking=True) + bytes([READ_8, WAIT_STOP, WRITE_ALL, WAIT_ACK_FIN]),
     "blocking-noread-backpressure": hdr(RAW, bytes(200), buf=4, blocking=True) + bytes([0x3f, WRITE_FULL, WRITE_FULL, 0x00, WRITE_FULL, WAIT_JUMP]),
     "blocking-reset": hdr(LINE, b"abc\n", blocking=True) + bytes([READ_8, WRITE_EPIPE]),
+    "pipe-raw-bulk": hdr(RAW, bytes(range(200)), buf=8, blocking=True, pipe=15) + bytes([0x3f, 0x3f, 0x3f, WRITE_ALL, 0x3f, 0x02, WRITE_ALL] * 4),
+    "pipe-raw-refused": hdr(RAW, bytes(100), buf=4, blocking=True, pipe=0) + bytes([0x3f, WRITE_ALL] * 8),
+    "pipe-raw-shutdown": hdr(RAW, b"x" * 64, buf=4, blocking=True, pipe=7) + bytes([0x3f, 0x3f, WRITE_ALL, WAIT_STOP, 0x01, WRITE_FULL, WAIT_ACK_FIN]),
+    "pipe-raw-halfclose": hdr(RAW, b"abcdefgh" * 8, buf=8, blocking=True, pipe=5) + bytes([0x3f, 0x3f, READ_ALL_EOF, WRITE_ALL, WRITE_ALL, WRITE_ALL]),
+    "pipe-raw-reset": hdr(RAW, b"y" * 40, buf=2, blocking=True, pipe=3) + bytes([0x3f, 0x3f, WRITE_ALL, 0x3f, WRITE_EPIPE]),
     "verbose-raw": hdr(RAW, b"raw bytes, no messages", verbose=True) + bytes([READ_8, READ_ALL_EOF]),
 }
 

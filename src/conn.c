@@ -48,6 +48,7 @@ struct conn {
 	/* SO_RCVTIMEO and SO_SNDTIMEO as last set, in ms (0: none, the
 	 * kernel's default; -1: cannot be set, poll instead). */
 	int64_t rcvtimeo, sndtimeo;
+	int pipe[2]; /* raw bulk: the socket's bytes go round through it */
 	struct session s;
 	/* The client's address, formatted only when a line is logged:
 	 * inet_ntop and snprintf would fault in text pages that a quiet
@@ -132,6 +133,10 @@ static ssize_t op_write(void *io, const void *buf, size_t len)
 static int op_stopping(void *io);
 static int op_wait(void *io, int events, int64_t deadline);
 
+/* The most one splice() into the pipe is asked for; the pipe's slots
+ * bound it first. */
+#define CONN_SPLICE_MAX (1u << 20)
+
 /* Make the next blocking call on the socket return by deadline (-1:
  * never): SO_RCVTIMEO/SO_SNDTIMEO, set only when it must change. The
  * timeout counts from each call, so while messages come and go it stays
@@ -192,6 +197,60 @@ static ssize_t op_read_wait(void *io, void *buf, size_t len, int64_t deadline)
 	n = read(c->fd, buf, len);
 	if (n < 0 && blocked_out())
 		return SESSION_AGAIN;
+	return n;
+}
+
+/* ---- raw bulk without copies: socket -> pipe -> socket (splice) ----
+ * The bytes stay in the kernel's pages: no copy into the session's
+ * buffers and back, one call per direction per batch. The pipe's size is
+ * the back-pressure bound (its default, 16 pages: what the pipe holds
+ * while the client does not read). Only with the blocking calls: the
+ * socket's timeouts and the SIGTERM handler's O_NONBLOCK govern splice()
+ * on the socket as they govern read() and write(). */
+static size_t op_pipe_open(void *io)
+{
+	struct conn *c = io;
+
+	if (c->rcvtimeo < 0 || c->sndtimeo < 0 || pipe2(c->pipe, O_CLOEXEC) < 0)
+		return 0;
+	return CONN_SPLICE_MAX;
+}
+
+static ssize_t op_pipe_in(void *io, size_t len, int64_t deadline)
+{
+	struct conn *c = io;
+	ssize_t n;
+
+	if (op_stopping(io))
+		return SESSION_AGAIN;
+	if (set_timeo(c, SO_RCVTIMEO, &c->rcvtimeo, deadline) < 0) {
+		/* Poll, then move what is there; the socket blocks, but only
+		 * when nothing is there. */
+		int ev = op_wait(io, SESSION_EV_IN, deadline);
+
+		if (ev <= 0)
+			return ev < 0 ? -1 : SESSION_AGAIN;
+	}
+	n = splice(c->fd, NULL, c->pipe[1], NULL, len, SPLICE_F_MOVE);
+	if (n < 0 && blocked_out())
+		return SESSION_AGAIN;
+	return n;
+}
+
+static ssize_t op_pipe_out(void *io, size_t len, int block, int64_t deadline)
+{
+	struct conn *c = io;
+	unsigned flags = SPLICE_F_MOVE;
+	ssize_t n;
+
+	if (block && (op_stopping(io) ||
+		      set_timeo(c, SO_SNDTIMEO, &c->sndtimeo, deadline) < 0))
+		block = 0;
+	if (!block)
+		flags |= SPLICE_F_NONBLOCK; /* MSG_DONTWAIT on the socket */
+	n = splice(c->pipe[0], NULL, c->fd, NULL, len, flags);
+	if (n < 0 && blocked_out())
+		return 0;
 	return n;
 }
 
@@ -317,6 +376,9 @@ static struct session_ops conn_ops = {
     .stopping = op_stopping,
     .read_wait = op_read_wait,
     .write_wait = op_write_wait,
+    .pipe_open = op_pipe_open,
+    .pipe_in = op_pipe_in,
+    .pipe_out = op_pipe_out,
 };
 
 /* One report to the parent, before leaving. A full queue (the parent

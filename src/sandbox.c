@@ -37,111 +37,120 @@
 /* Landlock's ABI, spelled out here: Debian 12's kernel headers predate the
  * network rules (ABI 4) and scoping (ABI 6). */
 #define LL_CREATE_RULESET_VERSION 1u
-#define LL_SCOPE_ABSTRACT_UNIX 1ull
-#define LL_SCOPE_SIGNAL 2ull
-#define LL_NET_BIND_TCP 1ull
-#define LL_NET_CONNECT_TCP 2ull
+#define LL_SCOPE_ABSTRACT_UNIX	  1ull
+#define LL_SCOPE_SIGNAL		  2ull
+#define LL_NET_BIND_TCP		  1ull
+#define LL_NET_CONNECT_TCP	  2ull
 struct ll_ruleset_attr {
-  uint64_t handled_access_fs;
-  uint64_t handled_access_net; /* ABI 4 */
-  uint64_t scoped;             /* ABI 6 */
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;	     /* ABI 6 */
 };
 
 static int landlock_abi; /* 0: none; probed by sandbox_install() */
 static int installed;
 
-const char *sandbox_name(void) { return "seccomp"; }
-
-const char *sandbox_features(void) {
-  if (!installed)
-    return "off";
-  return landlock_abi >= 6 ? "seccomp+landlock" : "seccomp";
+const char *sandbox_name(void)
+{
+	return "seccomp";
 }
 
-static void probe_landlock(void) {
-  long v =
-      syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+const char *sandbox_features(void)
+{
+	if (!installed)
+		return "off";
+	return landlock_abi >= 6 ? "seccomp+landlock" : "seccomp";
+}
 
-  landlock_abi = v > 0 ? (int)v : 0;
+static void probe_landlock(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0,
+			 LL_CREATE_RULESET_VERSION);
+
+	landlock_abi = v > 0 ? (int)v : 0;
 }
 
 /* Every file system right this ABI knows: handled and never granted, so
  * the child can open, create, execute or truncate nothing by path. */
-static uint64_t landlock_fs_rights(int abi) {
-  uint64_t r = (1ull << 13) - 1; /* ABI 1: EXECUTE .. MAKE_SYM */
+static uint64_t landlock_fs_rights(int abi)
+{
+	uint64_t r = (1ull << 13) - 1; /* ABI 1: EXECUTE .. MAKE_SYM */
 
-  if (abi >= 2)
-    r |= 1ull << 13; /* REFER */
-  if (abi >= 3)
-    r |= 1ull << 14; /* TRUNCATE */
-  if (abi >= 5)
-    r |= 1ull << 15; /* IOCTL_DEV */
-  return r;
+	if (abi >= 2)
+		r |= 1ull << 13; /* REFER */
+	if (abi >= 3)
+		r |= 1ull << 14; /* TRUNCATE */
+	if (abi >= 5)
+		r |= 1ull << 15; /* IOCTL_DEV */
+	return r;
 }
 
-static int enter_landlock(void) {
-  struct ll_ruleset_attr a;
-  size_t size;
-  int fd, rc;
+static int enter_landlock(void)
+{
+	struct ll_ruleset_attr a;
+	size_t size;
+	int fd, rc;
 
-  if (landlock_abi == 0)
-    return 0;
-  memset(&a, 0, sizeof(a));
-  a.handled_access_fs = landlock_fs_rights(landlock_abi);
-  size = sizeof(a.handled_access_fs);
-  if (landlock_abi >= 4) {
-    a.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
-    size = 2 * sizeof(uint64_t);
-  }
-  if (landlock_abi >= 6) {
-    a.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
-    size = sizeof(a);
-  }
-  fd = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
-  if (fd < 0)
-    return -1;
-  rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
-  close(fd);
-  return rc;
+	if (landlock_abi == 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.handled_access_fs = landlock_fs_rights(landlock_abi);
+	size = sizeof(a.handled_access_fs);
+	if (landlock_abi >= 4) {
+		a.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		size = 2 * sizeof(uint64_t);
+	}
+	if (landlock_abi >= 6) {
+		a.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
+		size = sizeof(a);
+	}
+	fd = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
+	if (fd < 0)
+		return -1;
+	rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
+	close(fd);
+	return rc;
 }
 
-int sandbox_child(pid_t parent) {
-  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct caps[2];
-  struct rlimit none = {0, 0};
+int sandbox_child(pid_t parent)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[2];
+	struct rlimit none = {0, 0};
 
-  /* Raw system calls: glibc's set*id wrappers synchronise threads with
-   * signals, which a single-threaded child does not need. */
-  if (getuid() == 0 || geteuid() == 0) {
-    if (syscall(SYS_setgroups, 0, NULL) < 0 ||
-        syscall(SYS_setresgid, SANDBOX_CHILD_GID, SANDBOX_CHILD_GID,
-                SANDBOX_CHILD_GID) < 0 ||
-        syscall(SYS_setresuid, SANDBOX_CHILD_UID, SANDBOX_CHILD_UID,
-                SANDBOX_CHILD_UID) < 0)
-      return -1;
-  }
-  /* A non-root parent may hold capabilities (CAP_SYS_RESOURCE would
-   * lift RLIMIT_NPROC): none survive into a child. */
-  memset(caps, 0, sizeof(caps));
-  if (syscall(SYS_capset, &hdr, caps) < 0)
-    return -1;
-  /* fork() checks RLIMIT_NPROC against every process of the real uid,
-   * so with 0 (and no way to raise a hard limit) a child can start
-   * neither a process nor a thread. Root is exempt, hence the uid. */
-  if (setrlimit(RLIMIT_NPROC, &none) < 0)
-    return -1;
-  /* After the uid change, which clears it. If the parent died before
-   * this, nobody would send the signal: leave at once. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
-    errno = ESRCH;
-    return -1;
-  }
-  return enter_landlock();
+	/* Raw system calls: glibc's set*id wrappers synchronise threads with
+	 * signals, which a single-threaded child does not need. */
+	if (getuid() == 0 || geteuid() == 0) {
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, SANDBOX_CHILD_GID, SANDBOX_CHILD_GID,
+			    SANDBOX_CHILD_GID) < 0 ||
+		    syscall(SYS_setresuid, SANDBOX_CHILD_UID, SANDBOX_CHILD_UID,
+			    SANDBOX_CHILD_UID) < 0)
+			return -1;
+	}
+	/* A non-root parent may hold capabilities (CAP_SYS_RESOURCE would
+	 * lift RLIMIT_NPROC): none survive into a child. */
+	memset(caps, 0, sizeof(caps));
+	if (syscall(SYS_capset, &hdr, caps) < 0)
+		return -1;
+	/* fork() checks RLIMIT_NPROC against every process of the real uid,
+	 * so with 0 (and no way to raise a hard limit) a child can start
+	 * neither a process nor a thread. Root is exempt, hence the uid. */
+	if (setrlimit(RLIMIT_NPROC, &none) < 0)
+		return -1;
+	/* After the uid change, which clears it. If the parent died before
+	 * this, nobody would send the signal: leave at once. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+		errno = ESRCH;
+		return -1;
+	}
+	return enter_landlock();
 }
 
 static int allow(scmp_filter_ctx ctx, int nr, unsigned n,
-                 const struct scmp_arg_cmp *args) {
-  return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, n, args);
+		 const struct scmp_arg_cmp *args)
+{
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, n, args);
 }
 
 /* Calls allowed with any arguments. */
@@ -159,17 +168,17 @@ static const int sandbox_any[] = {
     SCMP_SYS(exit_group),
     SCMP_SYS(getpid),
     SCMP_SYS(getppid),
-    SCMP_SYS(sendto),   /* log lines to a socket, the report (MSG_DONTWAIT) */
+    SCMP_SYS(sendto),	/* log lines to a socket, the report (MSG_DONTWAIT) */
     SCMP_SYS(recvfrom), /* dropping a held connection's input */
     /* the parent */
     SCMP_SYS(accept4),
     SCMP_SYS(wait4),
     SCMP_SYS(rt_sigtimedwait), /* taking pending signals, zero timeout */
     SCMP_SYS(clock_nanosleep), /* the back-off when ppoll itself fails */
-    SCMP_SYS(recvmsg),         /* the children's reports, with credentials */
+    SCMP_SYS(recvmsg),	       /* the children's reports, with credentials */
     /* a child */
     SCMP_SYS(set_robust_list), /* glibc, in the child of fork() */
-    SCMP_SYS(shutdown),        /* the lingering close */
+    SCMP_SYS(shutdown),	       /* the lingering close */
     SCMP_SYS(munmap),
     SCMP_SYS(getuid),
     SCMP_SYS(geteuid),
@@ -196,83 +205,93 @@ static const int sandbox_any[] = {
 
 /* SCMP_An() leaves datum_b to the compiler, which clang warns about. */
 static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, uint64_t a,
-                               uint64_t b) {
-  struct scmp_arg_cmp c;
+			       uint64_t b)
+{
+	struct scmp_arg_cmp c;
 
-  c.arg = n;
-  c.op = op;
-  c.datum_a = a;
-  c.datum_b = b;
-  return c;
+	c.arg = n;
+	c.op = op;
+	c.datum_a = a;
+	c.datum_b = b;
+	return c;
 }
 
-static int add_rules(scmp_filter_ctx ctx) {
-  struct scmp_arg_cmp a[2];
-  size_t i;
-  int rc;
+static int add_rules(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp a[2];
+	size_t i;
+	int rc;
 
-  for (i = 0; i < sizeof(sandbox_any) / sizeof(sandbox_any[0]); i++)
-    if ((rc = allow(ctx, sandbox_any[i], 0, NULL)) < 0)
-      return rc;
-  /* fork() as glibc makes it, nothing else: no threads, no new
-   * namespaces, no shared address space. */
-  a[0] = arg(0, SCMP_CMP_EQ,
-             CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | SIGCHLD, 0);
-  if ((rc = allow(ctx, SCMP_SYS(clone), 1, a)) < 0)
-    return rc;
-  /* clone3 takes its flags in memory the filter cannot read: say it
-   * does not exist, and libcs fall back to clone. */
-  rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-  if (rc < 0)
-    return rc;
-  /* The parent signals children only to drain them. */
-  a[0] = arg(1, SCMP_CMP_EQ, SIGTERM, 0);
-  if ((rc = allow(ctx, SCMP_SYS(kill), 1, a)) < 0)
-    return rc;
-  a[0] = arg(1, SCMP_CMP_EQ, SIGKILL, 0);
-  if ((rc = allow(ctx, SCMP_SYS(kill), 1, a)) < 0)
-    return rc;
-  /* A child's message buffer: never executable. */
-  a[0] = arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
-  if ((rc = allow(ctx, SCMP_SYS(mmap), 1, a)) < 0)
-    return rc;
+	for (i = 0; i < sizeof(sandbox_any) / sizeof(sandbox_any[0]); i++)
+		if ((rc = allow(ctx, sandbox_any[i], 0, NULL)) < 0)
+			return rc;
+	/* fork() as glibc makes it, nothing else: no threads, no new
+	 * namespaces, no shared address space. */
+	a[0] = arg(0, SCMP_CMP_EQ,
+		   CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | SIGCHLD, 0);
+	if ((rc = allow(ctx, SCMP_SYS(clone), 1, a)) < 0)
+		return rc;
+	/* clone3 takes its flags in memory the filter cannot read: say it
+	 * does not exist, and libcs fall back to clone. */
+	rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (rc < 0)
+		return rc;
+	/* The parent signals children only to drain them. */
+	a[0] = arg(1, SCMP_CMP_EQ, SIGTERM, 0);
+	if ((rc = allow(ctx, SCMP_SYS(kill), 1, a)) < 0)
+		return rc;
+	a[0] = arg(1, SCMP_CMP_EQ, SIGKILL, 0);
+	if ((rc = allow(ctx, SCMP_SYS(kill), 1, a)) < 0)
+		return rc;
+	/* A child's message buffer: never executable. */
+	a[0] = arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	if ((rc = allow(ctx, SCMP_SYS(mmap), 1, a)) < 0)
+		return rc;
 #ifdef ECHOD_SANITIZER_RUNTIME
-  /* The sanitizer runtimes' allocators; still never executable. */
-  if ((rc = allow(ctx, SCMP_SYS(mprotect), 1, a)) < 0)
-    return rc;
+	/* The sanitizer runtimes' allocators; still never executable. */
+	if ((rc = allow(ctx, SCMP_SYS(mprotect), 1, a)) < 0)
+		return rc;
 #endif
-  /* The lingering close watches the socket's send queue. */
-  a[0] = arg(1, SCMP_CMP_EQ, SIOCOUTQ, 0);
-  if ((rc = allow(ctx, SCMP_SYS(ioctl), 1, a)) < 0)
-    return rc;
-  /* A child serves its socket blocking, with the idle timeout as the
-   * socket's timeouts, and its SIGTERM handler makes it non-blocking
-   * (conn.c). */
-  a[0] = arg(1, SCMP_CMP_EQ, SOL_SOCKET, 0);
-  a[1] = arg(2, SCMP_CMP_EQ, SO_RCVTIMEO, 0);
-  if ((rc = allow(ctx, SCMP_SYS(setsockopt), 2, a)) < 0)
-    return rc;
-  a[1] = arg(2, SCMP_CMP_EQ, SO_SNDTIMEO, 0);
-  if ((rc = allow(ctx, SCMP_SYS(setsockopt), 2, a)) < 0)
-    return rc;
-  a[0] = arg(1, SCMP_CMP_EQ, F_SETFL, 0);
-  a[1] = arg(2, SCMP_CMP_EQ, O_NONBLOCK, 0);
-  if ((rc = allow(ctx, SCMP_SYS(fcntl), 2, a)) < 0)
-    return rc;
-  a[0] = arg(0, SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0);
-  a[1] = arg(1, SCMP_CMP_EQ, SIGKILL, 0);
-  if ((rc = allow(ctx, SCMP_SYS(prctl), 2, a)) < 0)
-    return rc;
-  /* setrlimit(RLIMIT_NPROC) on itself; lowering only, as the hard
-   * limit cannot be raised without a capability. */
-  a[0] = arg(0, SCMP_CMP_EQ, 0, 0);
-  a[1] = arg(1, SCMP_CMP_EQ, RLIMIT_NPROC, 0);
-  if ((rc = allow(ctx, SCMP_SYS(prlimit64), 2, a)) < 0)
-    return rc;
-  a[0] = arg(0, SCMP_CMP_EQ, RLIMIT_NPROC, 0);
-  if ((rc = allow(ctx, SCMP_SYS(setrlimit), 1, a)) < 0)
-    return rc;
-  return 0;
+	/* The lingering close watches the socket's send queue. */
+	a[0] = arg(1, SCMP_CMP_EQ, SIOCOUTQ, 0);
+	if ((rc = allow(ctx, SCMP_SYS(ioctl), 1, a)) < 0)
+		return rc;
+	/* A child serves its socket blocking, with the idle timeout as the
+	 * socket's timeouts, and its SIGTERM handler makes it non-blocking
+	 * (conn.c). */
+	a[0] = arg(1, SCMP_CMP_EQ, SOL_SOCKET, 0);
+	a[1] = arg(2, SCMP_CMP_EQ, SO_RCVTIMEO, 0);
+	if ((rc = allow(ctx, SCMP_SYS(setsockopt), 2, a)) < 0)
+		return rc;
+	a[1] = arg(2, SCMP_CMP_EQ, SO_SNDTIMEO, 0);
+	if ((rc = allow(ctx, SCMP_SYS(setsockopt), 2, a)) < 0)
+		return rc;
+	a[0] = arg(1, SCMP_CMP_EQ, F_SETFL, 0);
+	a[1] = arg(2, SCMP_CMP_EQ, O_NONBLOCK, 0);
+	if ((rc = allow(ctx, SCMP_SYS(fcntl), 2, a)) < 0)
+		return rc;
+	/* Raw bulk goes socket -> pipe -> socket without copies (conn.c):
+	 * a pipe of its own (it can name no file, reach no other process),
+	 * and splice() between the descriptors it has. */
+	a[0] = arg(1, SCMP_CMP_EQ, O_CLOEXEC, 0);
+	if ((rc = allow(ctx, SCMP_SYS(pipe2), 1, a)) < 0)
+		return rc;
+	if ((rc = allow(ctx, SCMP_SYS(splice), 0, NULL)) < 0)
+		return rc;
+	a[0] = arg(0, SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0);
+	a[1] = arg(1, SCMP_CMP_EQ, SIGKILL, 0);
+	if ((rc = allow(ctx, SCMP_SYS(prctl), 2, a)) < 0)
+		return rc;
+	/* setrlimit(RLIMIT_NPROC) on itself; lowering only, as the hard
+	 * limit cannot be raised without a capability. */
+	a[0] = arg(0, SCMP_CMP_EQ, 0, 0);
+	a[1] = arg(1, SCMP_CMP_EQ, RLIMIT_NPROC, 0);
+	if ((rc = allow(ctx, SCMP_SYS(prlimit64), 2, a)) < 0)
+		return rc;
+	a[0] = arg(0, SCMP_CMP_EQ, RLIMIT_NPROC, 0);
+	if ((rc = allow(ctx, SCMP_SYS(setrlimit), 1, a)) < 0)
+		return rc;
+	return 0;
 }
 
 /* LeakSanitizer's exit-time check stops the world with clone and ptrace
@@ -281,63 +300,73 @@ static int add_rules(scmp_filter_ctx ctx) {
  * later). */
 extern void __lsan_do_leak_check(void) __attribute__((weak));
 
-int sandbox_install(char *err, size_t errlen) {
-  scmp_filter_ctx ctx;
-  int rc;
+int sandbox_install(char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx;
+	int rc;
 
-  if (__lsan_do_leak_check != NULL)
-    __lsan_do_leak_check();
-  probe_landlock();
-  ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-  if (ctx == NULL) {
-    snprintf(err, errlen, "seccomp_init failed");
-    return -1;
-  }
-  rc = add_rules(ctx);
-  if (rc < 0) {
-    snprintf(err, errlen, "seccomp_rule_add: %s", strerror(-rc));
-    goto fail;
-  }
-  /* Without no_new_privs an unprivileged process may not install a
-   * filter (and a setuid exec could otherwise escape it). */
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-    snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-    goto fail;
-  }
-  rc = seccomp_load(ctx);
-  if (rc < 0) {
-    snprintf(err, errlen, "seccomp_load: %s", strerror(-rc));
-    goto fail;
-  }
-  seccomp_release(ctx);
-  installed = 1;
-  return 0;
+	if (__lsan_do_leak_check != NULL)
+		__lsan_do_leak_check();
+	probe_landlock();
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (ctx == NULL) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	rc = add_rules(ctx);
+	if (rc < 0) {
+		snprintf(err, errlen, "seccomp_rule_add: %s", strerror(-rc));
+		goto fail;
+	}
+	/* Without no_new_privs an unprivileged process may not install a
+	 * filter (and a setuid exec could otherwise escape it). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s",
+			 strerror(errno));
+		goto fail;
+	}
+	rc = seccomp_load(ctx);
+	if (rc < 0) {
+		snprintf(err, errlen, "seccomp_load: %s", strerror(-rc));
+		goto fail;
+	}
+	seccomp_release(ctx);
+	installed = 1;
+	return 0;
 fail:
-  seccomp_release(ctx);
-  return -1;
+	seccomp_release(ctx);
+	return -1;
 }
 
 #else /* !ECHOD_SANDBOX */
 
-const char *sandbox_name(void) { return "off"; }
+const char *sandbox_name(void)
+{
+	return "off";
+}
 
-const char *sandbox_features(void) { return "off"; }
+const char *sandbox_features(void)
+{
+	return "off";
+}
 
-int sandbox_install(char *err, size_t errlen) {
-  (void)err;
-  (void)errlen;
-  return 0;
+int sandbox_install(char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	return 0;
 }
 
 /* Without the filter the per-child steps would still hold (uid, rlimit,
  * Landlock), but a build without the sandbox is for Valgrind, which
  * cannot follow them: only the parent-death signal is kept. */
-int sandbox_child(pid_t parent) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
-    errno = ESRCH;
-    return -1;
-  }
-  return 0;
+int sandbox_child(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+		errno = ESRCH;
+		return -1;
+	}
+	return 0;
 }
 
 #endif /* ECHOD_SANDBOX */

@@ -66,6 +66,18 @@ struct session_ops {
 			     int64_t deadline_ms);
 	ssize_t (*write_wait)(void *io, const void *buf, size_t len,
 			      int64_t deadline_ms);
+	/* Optional, raw mode without -v (NULL: none): bytes go from the
+	 * socket back to it through a pipe, never through the session's
+	 * buffers (splice). pipe_open makes the pipe and returns the most one
+	 * pipe_in may move (0: no pipe, the session goes on copying). pipe_in
+	 * moves up to len bytes from the socket into the pipe, which is empty
+	 * (returns as read_wait); pipe_out moves up to len bytes, no more
+	 * than the pipe holds, to the socket, as write_wait when block is
+	 * set, else as write. Used only with read_wait and write_wait. */
+	size_t (*pipe_open)(void *io);
+	ssize_t (*pipe_in)(void *io, size_t len, int64_t deadline_ms);
+	ssize_t (*pipe_out)(void *io, size_t len, int block,
+			    int64_t deadline_ms);
 	/* -v (may be NULL): the engine echoed out[0..n), in which the
 	 * messages marks[0..nmarks) begin (proto.h; raw mode has none). A
 	 * message may begin in one call's out and end in a later one's. */
@@ -106,6 +118,11 @@ struct session {
 	uint8_t *in, *out;
 	size_t in_off, in_len;	 /* unconsumed input: in[in_off..+in_len) */
 	size_t out_off, out_len; /* unsent output: out[out_off..out_len) */
+	/* > 0: raw bytes go through the pipe (ops->pipe_open), which holds
+	 * the out_len - out_off owed; in, out and the engine are not used */
+	size_t pipe_cap;
+	uint8_t bulk;	    /* a read filled the input buffer: try the pipe */
+	uint8_t pipe_tried; /* ops->pipe_open was called */
 	/* What the data says, independent of the phase: */
 	uint8_t in_eof;	     /* the peer shut down its sending side */
 	uint8_t engine_end;  /* proto_run returned DONE or an error */

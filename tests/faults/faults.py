@@ -354,6 +354,13 @@ def build_matrix():
     add("children", "setsockopt", ["ENOBUFS"], ["1+"], **ok)
     add("children", "rt_sigaction", ["EINVAL"], ["1", "2"], **ok)
     add("children", "rt_sigprocmask", ["EINVAL"], ["1"], **ok)
+    # raw bulk through a pipe (the "big" client fills a read): no pipe
+    # means copying on; splice's retryable errors lose nothing, the others
+    # end the connection (never a wrong byte)
+    add("children", "pipe2", ["EMFILE", "ENFILE"], ["1"], **ok)
+    add("children", "splice", ["EAGAIN", "EINTR"], ["1", "1+2"], **ok)
+    add("children", "splice", ["ENOMEM", "EIO"], ["2"])
+    add("children", "splice", ["EPIPE"], ["1+"])
     # the lingering close (idle timeout, drain)
     add("children", "shutdown", ["ENOTCONN", "EINVAL"], ["1"], **ok)
     add("children", "ioctl", ["ENOTTY"], ["1", "1+"], **ok)

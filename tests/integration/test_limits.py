@@ -291,7 +291,10 @@ def case_noread():
                         "child VmRSS %d kB, expected < 16 MB" % max_rss)
             # Another client is served while this one is stuck.
             h.roundtrip(e.port, b"served meanwhile\n")
-            reason = e.wait_close(cp, h.T(6))
+            # -t 2 counts from echod's last progress, and a client that
+            # stops reading still takes a trickle into its growing receive
+            # window for a few seconds; then a stalled flush gets 2 s more.
+            reason = e.wait_close(cp, h.T(12))
             h.eq(reason, "idle-timeout", "stuck client close reason")
             deadline = time.monotonic() + h.T(5)
             while child in e.live_children():

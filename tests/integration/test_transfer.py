@@ -138,6 +138,75 @@ def case_rr_two_calls():
         e.stop()
 
 
+def case_raw_bulk_spliced():
+    """Raw bulk echo without copies (issue 12): once a read fills the
+    child's buffer, the rest of the connection moves socket -> pipe ->
+    socket with splice(); 20 MB come back intact, in= and out= count
+    them, and the child makes far fewer read()/write() calls than 64 KiB
+    pieces would need. strace -f follows the child from its fork."""
+    import hashlib
+    import shutil
+    import signal
+    import subprocess
+    h.check(shutil.which("strace") is not None, "strace is not installed")
+    e = h.Echod(["-p", "0", "-b", "127.0.0.1"])
+    st = None
+    try:
+        log = os.path.join(h.TMPDIR, "bulk.strace")
+        st = subprocess.Popen(["strace", "-f", "-qq", "-o", log, "-e",
+                               "trace=read,write,splice,pipe2",
+                               "-p", str(e.pid)], stderr=subprocess.PIPE)
+        time.sleep(0.5)  # attached (no call of the parent is traced)
+        total = 20 * 1024 * 1024
+        data = h.pattern(1 << 20, 7)
+        s = h.connect(e.port)
+        cp = h.cport(s)
+        got = hashlib.sha256()
+        n_got = [0]
+
+        def reader():
+            while True:
+                b = s.recv(1 << 16)
+                if not b:
+                    return
+                got.update(b)
+                n_got[0] += len(b)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        want = hashlib.sha256()
+        for _ in range(total // len(data)):
+            s.sendall(data)
+            want.update(data)
+        s.shutdown(socket.SHUT_WR)
+        t.join(h.T(30))
+        h.check(not t.is_alive(), "echo did not end")
+        h.eq(n_got[0], total, "bytes echoed")
+        h.eq(got.hexdigest(), want.hexdigest(), "sha256 of the echo")
+        s.close()
+        line = e.close_line(cp, h.T(5))
+        h.check(" in=%d out=%d " % (total, total) in line, line)
+        st.send_signal(signal.SIGINT)
+        st.wait(h.T(10))
+        st = None
+        calls = {}
+        with open(log) as f:
+            for ln in f:
+                name = ln.split(None, 1)[1].split("(")[0] if " " in ln \
+                    else ""
+                calls[name] = calls.get(name, 0) + 1
+        h.log("child's calls: %r" % calls)
+        h.eq(calls.get("pipe2", 0), 1, "one pipe")
+        h.check(calls.get("splice", 0) >= 2, "no splice: %r" % calls)
+        h.check(calls.get("read", 0) + calls.get("write", 0) < 40,
+                "bulk still copied through read/write: %r" % calls)
+    finally:
+        if st is not None and st.poll() is None:
+            st.kill()
+            st.wait()
+        e.stop()
+
+
 def case_half_close():
     e = h.Echod(["-p", "0", "-b", "127.0.0.1"])
     try:
