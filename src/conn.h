@@ -22,16 +22,17 @@ struct conn_ctx {
 	const volatile sig_atomic_t *term;
 	/* Where the close report goes (struct conn_report), -1 for none. */
 	int report_fd;
-	/* The process whose death must end this one. */
+	/* The process whose death must end this one (0: none, inetd mode). */
 	pid_t parent;
 };
 
 /*
  * conn_run: confine this process (sandbox_child), serve the connection fd
- * (non-blocking) from peer until it ends, log its close line, send the
- * report and leave with exit_group(2). Called in the child right after
- * fork(), with the signals of the parent's handlers blocked, holding no
- * descriptor but fd, the report socket, stderr and /dev/null.
+ * (a blocking socket: see conn.c) from peer until it ends, log its close
+ * line, send the report and leave with exit_group(2). Called in the child
+ * right after fork(), with the signals of the parent's handlers blocked,
+ * or in inetd mode by echod itself (no report, parent 0), holding no
+ * descriptor but fd, the report socket, the log and /dev/null.
  */
 void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	      const struct conn_ctx *ctx) __attribute__((noreturn));

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
+#include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "opts.h"
@@ -57,6 +60,79 @@ static void detach_descriptors(void)
 	close_range(STDERR_FILENO + 1, ~0u, 0);
 }
 
+/* Whether fds a and b are the same open socket (inetd gives a service
+ * its connection as fds 0, 1 and 2). */
+static int same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * inetd mode: serve the connection someone else accepted (inetd nowait,
+ * tcpserver, systemd Accept=yes) on fd 0 exactly as a forked child serves
+ * one (conn_run: the sandbox, the session, the log lines), then exit.
+ * There is no parent of ours to report to or to outlive.
+ */
+static int serve_inetd(const struct echod_opts *o)
+{
+	static sigset_t none;
+	static volatile sig_atomic_t term;
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct conn_ctx ctx;
+	char err[256];
+	int type = 0, acc = 1, devnull;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
+
+	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	    type != SOCK_STREAM ||
+	    getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) <
+		0 ||
+	    acc != 0 ||
+	    getpeername(STDIN_FILENO, (struct sockaddr *)&peer, &plen) < 0 ||
+	    (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)) {
+		dprintf(STDERR_FILENO,
+			"echod: --inetd: fd 0 is not a connected TCP socket\n"
+			"Try 'echod --help' for more information.\n");
+		return 2;
+	}
+	close_range(STDERR_FILENO + 1, ~0u, 0); /* whatever we inherited */
+	/* No byte of log may reach the client: when stderr is the
+	 * connection, lines go to syslog or nowhere. */
+	if (o->syslog || same_file(STDIN_FILENO, STDERR_FILENO)) {
+		if (log_open_syslog() < 0) {
+			if (!same_file(STDIN_FILENO, STDERR_FILENO))
+				log_fatal("--syslog: cannot connect to %s: %s",
+					  LOG_SYSLOG_PATH, strerror(errno));
+			log_discard();
+		}
+	} else if (log_set_nonblocking() < 0) {
+		log_warn("stderr stays blocking");
+	}
+	/* The child's descriptors: the client, the log, /dev/null. */
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, STDOUT_FILENO);
+		if (same_file(STDIN_FILENO, STDERR_FILENO))
+			dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (sandbox_install(err, sizeof(err)) < 0)
+		log_fatal("cannot install the sandbox: %s", err);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.o = o;
+	ctx.waitmask = &none;
+	ctx.term = &term;
+	ctx.report_fd = -1;
+	ctx.parent = 0; /* inetd's death does not end this connection */
+	conn_run(STDIN_FILENO, (struct sockaddr *)&peer, plen, &ctx);
+}
+
 int main(int argc, char **argv)
 {
 	struct echod_opts o;
@@ -82,8 +158,13 @@ int main(int argc, char **argv)
 	}
 
 	log_init("echod", (enum log_level)o.verbosity);
+	if (o.inetd)
+		return serve_inetd(&o);
 	detach_descriptors();
-	if (log_set_nonblocking() < 0)
+	if (o.syslog && log_open_syslog() < 0)
+		log_fatal("--syslog: cannot connect to %s: %s", LOG_SYSLOG_PATH,
+			  strerror(errno));
+	if (!o.syslog && log_set_nonblocking() < 0)
 		log_warn("stderr stays blocking: a stalled terminal can stall "
 			 "echod");
 	/* A client that resets while we write must cost an EPIPE, not the

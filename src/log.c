@@ -14,13 +14,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *log_prog = "echod";
 static enum log_level log_level = LOG_LEVEL_INFO;
 static long log_pid;
-static int log_use_send;	/* stderr is a socket: send(MSG_DONTWAIT) */
+static int log_use_send; /* stderr is a socket: send(MSG_DONTWAIT) */
+static int log_fd = STDERR_FILENO;
+static int log_syslog;		/* log_fd is /dev/log: one datagram per line */
 static uint64_t log_dropped;	/* lines this process could not write */
 static uint64_t log_unreported; /* of those, not yet announced */
 
@@ -80,6 +83,38 @@ int log_set_nonblocking(void)
 	return 0;
 }
 
+/* Connected before the sandbox (which forbids socket and connect): the
+ * children inherit it, and a line is one send(). glibc's syslog() is not
+ * used: it reconnects by itself when the socket fails, and it reads the
+ * time zone files. */
+int log_open_syslog(void)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, LOG_SYSLOG_PATH, sizeof(LOG_SYSLOG_PATH));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	log_fd = fd;
+	log_use_send = 1;
+	log_syslog = 1;
+	return 0;
+}
+
+void log_discard(void)
+{
+	log_fd = -1;
+}
+
 void log_dropped_elsewhere(uint64_t n)
 {
 	log_unreported += n;
@@ -112,13 +147,20 @@ static void civil(long days, int *y, int *m, int *d)
 	*y = (int)((long)yoe + era * 400 + (*m <= 2));
 }
 
-/* "2026-11-25T13:40:01.123Z echod[1234]: " into buf; returns its length. */
-static int prefix(char *buf, size_t len)
+/* "2026-11-25T13:40:01.123Z echod[1234]: " into buf, or for syslog
+ * "<28>echod[1234]: " (facility daemon, the severity; no time stamp: the
+ * receiver adds its own, in its own time zone); returns its length. */
+static int prefix(char *buf, size_t len, int severity)
 {
 	struct timespec ts;
 	long days, secs;
 	int y, mo, d, n;
 
+	if (log_syslog) {
+		n = snprintf(buf, len, "<%d>%s[%ld]: ", 3 * 8 + severity,
+			     log_prog, log_pid);
+		return n < 0 ? 0 : n >= (int)len ? (int)len - 1 : n;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	days = ts.tv_sec / 86400;
 	secs = ts.tv_sec % 86400;
@@ -139,12 +181,15 @@ static int emit(const char *b, size_t len)
 	ssize_t w;
 	int tries = 0;
 
+	if (log_fd < 0)
+		return -1;
+	if (log_syslog && len > 0 && b[len - 1] == '\n')
+		len--; /* a datagram is the line */
 	while (len > 0) {
 		if (log_use_send)
-			w = send(STDERR_FILENO, b, len,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+			w = send(log_fd, b, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		else
-			w = write(STDERR_FILENO, b, len);
+			w = write(log_fd, b, len);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0 || ++tries > 2)
@@ -155,14 +200,23 @@ static int emit(const char *b, size_t len)
 	return 0;
 }
 
-__attribute__((format(printf, 2, 0))) static void
-vlog(const char *sfx, const char *fmt, va_list ap)
+/* syslog(3)'s severities, for the syslog prefix. */
+enum {
+	SEV_ERR = 3,
+	SEV_WARNING = 4,
+	SEV_NOTICE = 5,
+	SEV_INFO = 6,
+	SEV_DEBUG = 7
+};
+
+__attribute__((format(printf, 3, 0))) static void
+vlog(int sev, const char *sfx, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	int n, k, saved = errno;
 	size_t len;
 
-	n = prefix(line, sizeof(line));
+	n = prefix(line, sizeof(line), sev);
 	k = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (k > 0)
 		n += k;
@@ -181,7 +235,7 @@ vlog(const char *sfx, const char *fmt, va_list ap)
 	if (log_unreported > 0) {
 		/* Say what was lost before the first line that gets through. */
 		char note[128];
-		int m = prefix(note, sizeof(note));
+		int m = prefix(note, sizeof(note), SEV_WARNING);
 
 		m += snprintf(note + m, sizeof(note) - (size_t)m,
 			      "log: %llu lines dropped (stderr stalled)\n",
@@ -201,7 +255,7 @@ vlog(const char *sfx, const char *fmt, va_list ap)
 	errno = saved;
 }
 
-#define LOG_FN(name, level, with_errno)                                        \
+#define LOG_FN(name, level, sev, with_errno)                                   \
 	void name(const char *fmt, ...)                                        \
 	{                                                                      \
 		const char *sfx = with_errno ? strerror(errno) : NULL;         \
@@ -209,20 +263,21 @@ vlog(const char *sfx, const char *fmt, va_list ap)
 		if (!log_enabled(level))                                       \
 			return;                                                \
 		va_start(ap, fmt);                                             \
-		vlog(sfx, fmt, ap);                                            \
+		vlog(sev, sfx, fmt, ap);                                       \
 		va_end(ap);                                                    \
 	}
 
-LOG_FN(log_info, LOG_LEVEL_INFO, 0)
-LOG_FN(log_notice, LOG_LEVEL_ERROR, 0)
-LOG_FN(log_warn, LOG_LEVEL_ERROR, 1)
-LOG_FN(log_warnx, LOG_LEVEL_ERROR, 0)
-LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
+LOG_FN(log_info, LOG_LEVEL_INFO, SEV_INFO, 0)
+LOG_FN(log_notice, LOG_LEVEL_ERROR, SEV_NOTICE, 0)
+LOG_FN(log_warn, LOG_LEVEL_ERROR, SEV_WARNING, 1)
+LOG_FN(log_warnx, LOG_LEVEL_ERROR, SEV_WARNING, 0)
+LOG_FN(log_debug, LOG_LEVEL_DEBUG, SEV_DEBUG, 0)
 
 void log_vprint(enum log_level level, const char *fmt, va_list ap)
 {
 	if (log_enabled(level))
-		vlog(NULL, fmt, ap);
+		vlog(level == LOG_LEVEL_ERROR ? SEV_WARNING : SEV_INFO, NULL,
+		     fmt, ap);
 }
 
 void log_fatal(const char *fmt, ...)
@@ -230,7 +285,7 @@ void log_fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(NULL, fmt, ap);
+	vlog(SEV_ERR, NULL, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -32,6 +32,15 @@ void log_reinit_pid(void);
  * (see log.c); call once at start. Returns 0, or -1 when stderr stays
  * blocking (a terminal that cannot be reopened). */
 int log_set_nonblocking(void);
+/* Where --syslog sends lines (the local syslog socket). */
+#define LOG_SYSLOG_PATH "/dev/log"
+/* log_open_syslog: from now on every line is one datagram to
+ * LOG_SYSLOG_PATH (facility daemon), over a socket connected now, before
+ * the sandbox. Returns 0, or -1 (errno set) and logging stays as it was. */
+int log_open_syslog(void);
+/* log_discard: drop every later line (inetd mode with stderr the client's
+ * connection and no syslog: no byte of log may reach the client). */
+void log_discard(void);
 /* log_dropped_total: lines this process dropped because stderr was
  * stalled. */
 uint64_t log_dropped_total(void);

@@ -20,6 +20,7 @@ enum {
 	OPT_BACKLOG,
 	OPT_SHUTDOWN_TIMEOUT,
 	OPT_VERSION,
+	OPT_SYSLOG,
 };
 
 static const struct option long_opts[] = {
@@ -33,6 +34,8 @@ static const struct option long_opts[] = {
     {"idle-timeout", required_argument, NULL, 't'},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"inetd", no_argument, NULL, 'i'},
+    {"syslog", no_argument, NULL, OPT_SYSLOG},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -41,10 +44,32 @@ static const struct option long_opts[] = {
 };
 
 /* Leading ':' makes getopt report a missing argument as ':'. */
-static const char short_opts[] = ":p:b:m:c:t:qvh";
+static const char short_opts[] = ":p:b:m:c:t:iqvh";
+
+/* The options that only make sense for a listening server: --inetd
+ * serves one connection someone else accepted. */
+static const char *listening_opt(int c)
+{
+	switch (c) {
+	case 'p':
+		return "--port";
+	case 'b':
+		return "--bind";
+	case 'c':
+		return "--max-conns";
+	case OPT_MAX_PER_IP:
+		return "--max-per-ip";
+	case OPT_BACKLOG:
+		return "--backlog";
+	case OPT_SHUTDOWN_TIMEOUT:
+		return "--shutdown-timeout";
+	default:
+		return NULL;
+	}
+}
 
 /* The help text, with the defaults and ranges filled in from opts.h. */
-static char help_text[2048];
+static char help_text[3072];
 
 const char *opts_help(void)
 {
@@ -78,6 +103,13 @@ const char *opts_help(void)
 	    "      --shutdown-timeout S  on SIGTERM, seconds children may "
 	    "drain before\n"
 	    "                            SIGKILL, 0-%u (default %u)\n"
+	    "  -i, --inetd               serve the connection already open on "
+	    "fd 0\n"
+	    "                            (inetd, tcpserver, systemd "
+	    "Accept=yes) and exit\n"
+	    "      --syslog              log to syslog (daemon, ident echod) "
+	    "instead of\n"
+	    "                            stderr\n"
 	    "  -q, --quiet               log errors and warnings only\n"
 	    "  -v, --verbose             also log each message (escaped, cut "
 	    "at %u bytes)\n"
@@ -85,7 +117,8 @@ const char *opts_help(void)
 	    "      --version             show the version and the sandbox, "
 	    "and exit\n"
 	    "\n"
-	    "Logs go to stderr. SIGTERM/SIGINT: drain and exit; SIGUSR1: log "
+	    "Logs go to stderr (with --inetd, to syslog when stderr is the "
+	    "connection).\nSIGTERM/SIGINT: drain and exit; SIGUSR1: log "
 	    "counters.\n",
 	    OPTS_PORT_DEFAULT, PROTO_MAX_MSG_MIN, PROTO_MAX_MSG_MAX,
 	    PROTO_MAX_MSG_DEFAULT, OPTS_MAX_CONNS_MAX, OPTS_MAX_CONNS_DEFAULT,
@@ -193,6 +226,7 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 	       size_t errlen)
 {
 	char q[PARSE_ESC_SIZE];
+	const char *listening = NULL; /* the first listening option given */
 	uint32_t v = 0;
 	int c;
 
@@ -205,6 +239,8 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) !=
 	       -1) {
+		if (listening == NULL)
+			listening = listening_opt(c);
 		switch (c) {
 		case 'p':
 			if (num_opt("port", optarg, 0, OPTS_PORT_MAX, &v, err,
@@ -278,6 +314,12 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 				    &o->shutdown_timeout, err, errlen) < 0)
 				return -1;
 			break;
+		case 'i':
+			o->inetd = 1;
+			break;
+		case OPT_SYSLOG:
+			o->syslog = 1;
+			break;
 		case 'q':
 			o->verbosity = OPTS_QUIET;
 			break;
@@ -302,5 +344,10 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
 			    esc(q, argv[optind]));
+	if (o->inetd && listening != NULL)
+		return fail(err, errlen,
+			    "%s cannot be used with --inetd (it serves the "
+			    "one connection on fd 0)",
+			    listening);
 	return 0;
 }

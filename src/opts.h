@@ -126,6 +126,8 @@ struct echod_opts {
 	uint32_t backlog;
 	uint32_t shutdown_timeout; /* seconds */
 	enum opts_verbosity verbosity;
+	int inetd;   /* -i: serve the connection on fd 0 and exit */
+	int syslog;  /* --syslog: log to syslog instead of stderr */
 	int help;    /* -h/--help seen: print opts_help() and exit 0 */
 	int version; /* --version seen */
 };

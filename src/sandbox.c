@@ -140,7 +140,8 @@ int sandbox_child(pid_t parent)
 		return -1;
 	/* After the uid change, which clears it. If the parent died before
 	 * this, nobody would send the signal: leave at once. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+	if (parent > 0 &&
+	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)) {
 		errno = ESRCH;
 		return -1;
 	}
@@ -362,7 +363,8 @@ int sandbox_install(char *err, size_t errlen)
  * cannot follow them: only the parent-death signal is kept. */
 int sandbox_child(pid_t parent)
 {
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+	if (parent > 0 &&
+	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)) {
 		errno = ESRCH;
 		return -1;
 	}

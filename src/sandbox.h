@@ -46,7 +46,8 @@ int sandbox_install(char *err, size_t errlen);
 /*
  * sandbox_child: confine a freshly forked child before it reads a byte:
  * drop to SANDBOX_CHILD_UID when root, drop every capability, RLIMIT_NPROC
- * 0, SIGKILL when the parent (pid `parent`) dies, and a Landlock domain
+ * 0, SIGKILL when the parent (pid `parent`; 0: none, in inetd mode)
+ * dies, and a Landlock domain
  * (no file system access, no TCP bind/connect, signals and abstract unix
  * sockets scoped to the child) where the kernel has it. Descriptors are
  * the caller's business. Returns 0, or -1 with errno (the caller must
