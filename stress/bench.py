@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench.py - echod against its anchors and its limit (BENCHMARKS.md).
+"""bench.py - echod against its anchors and its limit (stress/BENCH.md).
 
 Usually run through stress/bench.sh, which builds what is missing and the
 bare fork loop, then calls this file. Python standard library only.
@@ -35,8 +35,10 @@ import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ALL_SERVERS = ["echod", "epoll_echo", "socat", "tcpserver", "inetd"]
-ANCHORS = ["socat", "tcpserver", "inetd"]  # the fork-based anchors
+ALL_SERVERS = ["echod", "epoll_echo", "forkecho", "socat", "tcpserver",
+               "inetd"]
+# the fork-based anchors; forkecho is the minimal blocking fork echo
+ANCHORS = ["forkecho", "socat", "tcpserver", "inetd"]
 ALL_SCENARIOS = ["churn", "rr", "stream", "pstream", "hold"]
 HOLD_SIZE = 64
 
@@ -214,6 +216,8 @@ class Server:
             ] + shlex.split(c.echod_args)
         if self.name == "epoll_echo":
             return [c.epoll_echo, "-p", "0", "-b", "127.0.0.1"]
+        if self.name == "forkecho":
+            return [c.forkecho, "0"]  # prints its port
         if self.name == "socat":
             return [
                 "socat",
@@ -268,7 +272,7 @@ class Server:
                     for line in f:
                         if "listening on " in line:
                             self.port = int(line.rsplit(":", 1)[1])
-            elif self.name == "tcpserver":
+            elif self.name in ("tcpserver", "forkecho"):
                 with open(out) as f:
                     s = f.read().strip()
                     if s.isdigit():
@@ -359,6 +363,9 @@ def run_stress(cfg, srv, scen, tmp, tag):
         mb_per_s=j["mb_per_s"],
         rt_p50_us=j["latency_us"]["round_trip"]["p50"],
         rt_p99_us=j["latency_us"]["round_trip"]["p99"],
+        rt_max_us=j["latency_us"]["round_trip"]["max"],
+        # the whole histogram, for stress/plot.py's percentile curves
+        rt_buckets=j["latency_us"]["round_trip"].get("buckets"),
         errors=j["errors"]["total"] + j["connections"]["failed"],
     )
     if c0 is not None and c1 is not None:
@@ -462,8 +469,8 @@ def run_hold(cfg, srv, n, tmp, tag):
 def run_pstream(cfg, srv, tmp, tag):
     """One connection, a writer thread sending 64 KiB blocks without
     waiting for their echo while this thread reads and checks the echo:
-    a continuous stream. echo-stress keeps at most one message in flight,
-    which against servers that echo in chunks smaller than the message,
+    a continuous stream. The stream scenario's echo-stress keeps one
+    message in flight (no --pipeline), which against servers that echo in chunks smaller than the message,
     without TCP_NODELAY, meets Nagle on their side and delayed ACK on the
     client's (about one message per 40 ms)."""
     res = {"scenario": "pstream"}
@@ -751,7 +758,7 @@ def summarize(runs, servers):
 
 
 def targets(medians, ratios, cfg):
-    """The targets of BENCHMARKS.md, judged on this run's figures."""
+    """The targets of stress/BENCH.md, judged on this run's figures."""
     if "echod" not in medians:
         return []
     m = medians["echod"]
@@ -855,7 +862,7 @@ def table(medians, fl, ratios, tg, servers, cfg):
                  f"| {fmt(v, 2)} | |")
     if tg:
         L.append("")
-        L.append("Targets (BENCHMARKS.md):")
+        L.append("Targets (stress/BENCH.md):")
         L.append("")
         L.append("| target | goal | echod | met |")
         L.append("| --- | --- | ---: | --- |")
@@ -875,7 +882,7 @@ def parse(argv):
     ap = argparse.ArgumentParser(
         prog="bench.sh",
         description="Benchmark echod against fork-based anchors and the "
-        "single-process epoll echo (BENCHMARKS.md); see stress/BENCH.md.",
+        "single-process epoll echo (stress/BENCH.md); see stress/BENCH.md.",
     )
     ap.add_argument("--build", default=os.path.join(here, "..", "build-bench"),
                     help="build directory holding src/echod and stress/")
@@ -924,6 +931,7 @@ def parse(argv):
     c.stress = os.path.join(c.build, "stress", "echo-stress")
     c.epoll_echo = os.path.join(c.build, "stress", "epoll_echo")
     c.forkloop = c.forkloop or os.path.join(c.build, "stress", "forkloop")
+    c.forkecho = os.path.join(c.build, "stress", "forkecho")
     c.forkloop_static = c.forkloop_static or os.path.join(
         c.build, "stress", "forkloop-static")
     for name, lst, allowed in (("--servers", c.servers, ALL_SERVERS),
@@ -941,6 +949,8 @@ def available(c, name):
         return os.access(c.echod, os.X_OK)
     if name == "epoll_echo":
         return os.access(c.epoll_echo, os.X_OK)
+    if name == "forkecho":
+        return os.access(c.forkecho, os.X_OK)
     return shutil.which(name) is not None
 
 

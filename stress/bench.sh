@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench.sh - echod against the fork-based anchors (socat, tcpserver,
 # openbsd-inetd), the single-process epoll echo and a bare fork loop, on
-# loopback; the scenarios and targets of BENCHMARKS.md. See stress/BENCH.md.
+# loopback; the scenarios and targets of stress/BENCH.md.
 #
 #   stress/bench.sh [--build DIR] [--quick] [--runs N] [--servers LIST]
 #                   [--hold N] [--json PATH] ...   (--help for all options)
@@ -43,6 +43,13 @@ if [ ! -x "$BUILD/stress/forkloop" ] ||
 	"$CC" -std=c11 -O2 -static -o "$BUILD/stress/forkloop-static" \
 		"$HERE/forkloop.c" 2>/dev/null ||
 		echo "bench: no static libc: static fork loop skipped" >&2
+fi
+
+# The minimal correct blocking fork echo: the strongest fork-based peer.
+if [ ! -x "$BUILD/stress/forkecho" ] ||
+	[ "$HERE/forkecho.c" -nt "$BUILD/stress/forkecho" ]; then
+	"$CC" -std=c11 -O2 -Wall -Wextra -o "$BUILD/stress/forkecho" \
+		"$HERE/forkecho.c"
 fi
 
 exec python3 "$HERE/bench.py" --build "$BUILD" "$@"

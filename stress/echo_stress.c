@@ -10,10 +10,12 @@
  */
 #define _GNU_SOURCE /* getaddrinfo under -std=c11 */
 #include "stress.h"
+#include "hdrlog.h"
 #include "parse.h"
 #include "proto.h"
 #include "report.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -24,14 +26,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *const kind_names[K_NKINDS] = {
-    "measured", "slowloris", "noread", "idle", "reset", "oversize"};
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
 
 static volatile sig_atomic_t interrupted;
 
@@ -40,6 +44,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: echo-stress [options] [HOST [PORT]]   (default "
 		"127.0.0.1 " ST_DEFAULT_PORT ")\n"
+		"       echo-stress merge [--json FILE] [--hdr FILE] "
+		"REPORT.json...\n"
+		"                        add up the JSON reports of "
+		"simultaneous runs\n"
 		"  -c, --connections N   concurrent connections (default %d)\n"
 		"  -j, --workers N       worker processes (default: CPUs)\n"
 		"  -d, --duration S      measure for S seconds (default %g "
@@ -60,12 +68,26 @@ static void usage(FILE *f)
 		"      --abuse KIND=N    add N abusive clients; KIND: "
 		"slowloris, noread,\n"
 		"                        idle, reset, oversize (repeatable)\n"
+		"      --pipeline N      up to N messages in flight per "
+		"connection, each\n"
+		"                        verified in order (default 1)\n"
+		"      --source LIST     bind connections to these local "
+		"addresses in turn:\n"
+		"                        ADDR[,ADDR...], each an address or "
+		"an IPv4 range\n"
+		"                        A-B (127.0.0.2-127.0.0.101 on "
+		"loopback)\n"
+		"      --dry-run         check options and limits, then exit\n"
 		"      --connect-timeout S  per connect (default %g)\n"
 		"      --timeout S       per echo (default %g)\n"
 		"      --json FILE       write the full report as JSON\n"
 		"      --hdr FILE        write the round-trip latency "
 		"distribution\n"
 		"                        (HdrHistogram text format, ms)\n"
+		"      --hdr-log FILE    write round-trip latency as an "
+		"HdrHistogram\n"
+		"                        interval log, one histogram a second "
+		"(us)\n"
 		"  -h, --help            this help\n"
 		"Exit status: 0 no errors, 1 errors or mismatches, 2 usage.\n",
 		ST_DEFAULT_CONNS, ST_DEFAULT_DURATION, ST_DEFAULT_SIZE,
@@ -165,8 +187,8 @@ static void parse_abuse(struct st_config *cfg, const char *s)
 	if (!eq)
 		bad("--abuse: '%s' is not KIND=N", esc(q, s));
 	for (k = 1; k < K_NKINDS; k++)
-		if ((size_t)(eq - s) == strlen(kind_names[k]) &&
-		    !strncmp(s, kind_names[k], (size_t)(eq - s)))
+		if ((size_t)(eq - s) == strlen(st_kind_names[k]) &&
+		    !strncmp(s, st_kind_names[k], (size_t)(eq - s)))
 			break;
 	if (k == K_NKINDS)
 		bad("--abuse: unknown kind '%s' (slowloris, noread, idle, "
@@ -174,6 +196,105 @@ static void parse_abuse(struct st_config *cfg, const char *s)
 		    parse_escape_bytes(q, sizeof(q), s, (size_t)(eq - s),
 				       PARSE_ESC_CUT));
 	cfg->abuse[k] += (unsigned)num_opt("--abuse", eq + 1, 1, 100000);
+}
+
+static void add_source(struct st_config *cfg, const struct sockaddr_storage *ss,
+		       const char *item)
+{
+	char q[PARSE_ESC_SIZE];
+
+	if (cfg->nsources >= ST_MAX_SOURCES)
+		bad("--source: more than %u addresses (at '%s')",
+		    ST_MAX_SOURCES, esc(q, item));
+	if (cfg->nsources % 64 == 0) {
+		void *p = realloc(cfg->sources,
+				  (cfg->nsources + 64) * sizeof(*cfg->sources));
+
+		if (!p) {
+			fprintf(stderr, "echo-stress: out of memory\n");
+			exit(1);
+		}
+		cfg->sources = p;
+	}
+	cfg->sources[cfg->nsources++] = *ss;
+}
+
+/* One numeric address, IPv4 or IPv6, port 0; -1 if it is none. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+/* --source ADDR[,ADDR...], each item an address or an IPv4 range A-B. */
+static void parse_source(struct st_config *cfg, const char *arg)
+{
+	char q[PARSE_ESC_SIZE], item[128], lo[64];
+	const char *p = arg;
+
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		struct sockaddr_storage a, b;
+		char *dash;
+
+		if (n == 0 || n >= sizeof(item))
+			bad("--source: '%s' is not ADDR[,ADDR...] or A-B",
+			    esc(q, arg));
+		memcpy(item, p, n);
+		item[n] = 0;
+		dash = strchr(item, '-');
+		if (!dash) {
+			if (parse_addr(item, &a) < 0)
+				bad("--source: '%s' is not an IPv4 or IPv6 "
+				    "address",
+				    esc(q, item));
+			add_source(cfg, &a, item);
+		} else {
+			uint32_t x, y;
+
+			if ((size_t)(dash - item) >= sizeof(lo))
+				bad("--source: '%s' is not an IPv4 range A-B",
+				    esc(q, item));
+			memcpy(lo, item, (size_t)(dash - item));
+			lo[dash - item] = 0;
+			if (parse_addr(lo, &a) < 0 ||
+			    parse_addr(dash + 1, &b) < 0 ||
+			    a.ss_family != AF_INET || b.ss_family != AF_INET)
+				bad("--source: '%s' is not an IPv4 range A-B",
+				    esc(q, item));
+			x = ntohl(((struct sockaddr_in *)&a)->sin_addr.s_addr);
+			y = ntohl(((struct sockaddr_in *)&b)->sin_addr.s_addr);
+			if (x > y)
+				bad("--source: range '%s' runs backwards",
+				    esc(q, item));
+			if (y - x >= ST_MAX_SOURCES)
+				bad("--source: range '%s' has more than %u "
+				    "addresses",
+				    esc(q, item), ST_MAX_SOURCES);
+			for (;; x++) {
+				((struct sockaddr_in *)&a)->sin_addr.s_addr =
+				    htonl(x);
+				add_source(cfg, &a, item);
+				if (x == y)
+					break;
+			}
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
 }
 
 enum {
@@ -186,7 +307,11 @@ enum {
 	O_JSON,
 	O_HDR,
 	O_CTIMEOUT,
-	O_TIMEOUT
+	O_TIMEOUT,
+	O_PIPELINE,
+	O_SOURCE,
+	O_HDRLOG,
+	O_DRYRUN
 };
 
 static void parse_args(struct st_config *cfg, int argc, char **argv)
@@ -209,6 +334,10 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	    {"hdr", required_argument, NULL, O_HDR},
 	    {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"pipeline", required_argument, NULL, O_PIPELINE},
+	    {"source", required_argument, NULL, O_SOURCE},
+	    {"dry-run", no_argument, NULL, O_DRYRUN},
+	    {"hdr-log", required_argument, NULL, O_HDRLOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -223,6 +352,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	cfg->max_msg = PROTO_MAX_MSG_DEFAULT;
 	cfg->connect_timeout = ST_DEFAULT_CONN_TIMEOUT;
 	cfg->timeout = ST_DEFAULT_ECHO_TIMEOUT;
+	cfg->pipeline = 1;
 	snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
 	snprintf(cfg->port, sizeof(cfg->port), ST_DEFAULT_PORT);
 	opterr = 0;
@@ -292,6 +422,19 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 		case O_TIMEOUT:
 			cfg->timeout = parse_pos("--timeout", optarg, 86400);
 			break;
+		case O_SOURCE:
+			parse_source(cfg, optarg);
+			break;
+		case O_HDRLOG:
+			cfg->hdr_log = optarg;
+			break;
+		case O_DRYRUN:
+			cfg->dry_run = 1;
+			break;
+		case O_PIPELINE:
+			cfg->pipeline = (unsigned)num_opt("--pipeline", optarg,
+							  1, ST_MAX_PIPELINE);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -319,6 +462,10 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 		    cfg->size_max, cfg->max_msg);
 	if (cfg->mode == ST_RAW && cfg->abuse[K_OVERSIZE])
 		bad("--abuse oversize needs -m line or -m frame");
+	if ((uint64_t)cfg->conns * cfg->pipeline > ST_MAX_INFLIGHT)
+		bad("--pipeline %u with %u connections: more than %u messages "
+		    "in flight",
+		    cfg->pipeline, cfg->conns, ST_MAX_INFLIGHT);
 	if (!cfg->duration && !cfg->messages)
 		cfg->duration = ST_DEFAULT_DURATION;
 	cfg->total_slots = cfg->conns;
@@ -367,47 +514,228 @@ static long read_sysctl(const char *path, long *second)
 	return a;
 }
 
-/* Raise the descriptor limit and say now, not mid-run, what cannot work. */
+/* Ports of [lo, hi] listed in net.ipv4.ip_local_reserved_ports ("a-b,c"):
+ * connect() never picks them. */
+static long reserved_ports(long lo, long hi)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "r");
+	char buf[4096], *p, *tok, *save = NULL;
+	long n = 0;
+
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	for (p = buf; (tok = strtok_r(p, ",\n", &save)); p = NULL) {
+		long a, b;
+
+		if (sscanf(tok, "%ld-%ld", &a, &b) != 2) {
+			if (sscanf(tok, "%ld", &a) != 1)
+				continue;
+			b = a;
+		}
+		if (a < lo)
+			a = lo;
+		if (b > hi)
+			b = hi;
+		if (b >= a)
+			n += b - a + 1;
+	}
+	return n;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)
+				  ->sin_addr.s_addr) >>
+			24) == 127;
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+		   &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
+			    size_t n)
+{
+	const void *a =
+	    ss->ss_family == AF_INET6
+		? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+		: (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (!inet_ntop(ss->ss_family, a, buf, (socklen_t)n))
+		snprintf(buf, n, "?");
+	return buf;
+}
+
+static unsigned ceil_div(uint64_t a, uint64_t b)
+{
+	return (unsigned)((a + b - 1) / b);
+}
+
+/*
+ * Every limit that can stop the run, checked before anything starts: each
+ * one that would is said, with what to change, and the run does not start
+ * (exit 1). Descriptors per worker process (raised to the hard limit
+ * first), processes, local ports per source address, the system's open
+ * file table, the source addresses themselves; warnings for what may
+ * stop it later (conntrack table, TIME_WAIT under --churn).
+ */
 static void check_limits(const struct st_config *cfg)
 {
-	unsigned per = (cfg->total_slots + cfg->workers - 1) / cfg->workers;
-	long lo, hi, range;
+	unsigned total = cfg->total_slots, per = ceil_div(total, cfg->workers);
+	unsigned nsrc = cfg->nsources ? cfg->nsources : 1, i, bind_errs = 0;
+	unsigned long long fd_lim = 0;
+	long lo, hi, range = 0, rsv = 0, fmax, falloc, ct_max, ct_n;
+	int fail = 0;
 	struct rlimit rl;
+	char a[INET6_ADDRSTRLEN];
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
-		if (rl.rlim_cur != RLIM_INFINITY &&
-		    rl.rlim_cur < (rlim_t)per + 16) {
-			fprintf(
-			    stderr,
-			    "echo-stress: cannot open %u connections: each "
-			    "of %u workers needs %u descriptors, the limit "
-			    "is %llu (ulimit -Hn); use more workers (-j) or "
-			    "raise the limit\n",
-			    cfg->total_slots, cfg->workers, per + 16,
-			    (unsigned long long)rl.rlim_cur);
-			exit(1);
+		fd_lim = rl.rlim_cur == RLIM_INFINITY
+			     ? ULLONG_MAX
+			     : (unsigned long long)rl.rlim_cur;
+		if (fd_lim < (unsigned long long)per + ST_FD_SLACK) {
+			unsigned want =
+			    fd_lim > ST_FD_SLACK
+				? ceil_div(total, fd_lim - ST_FD_SLACK)
+				: 0;
+
+			fprintf(stderr,
+				"echo-stress: limit: descriptors: %u "
+				"connections over %u workers need %u "
+				"descriptors per worker, the limit per "
+				"process is %llu (ulimit -Hn; the hard limit "
+				"needs CAP_SYS_RESOURCE to be raised): ",
+				total, cfg->workers, per + ST_FD_SLACK, fd_lim);
+			if (want && want <= ST_MAX_WORKERS)
+				fprintf(stderr, "use -j %u or more\n", want);
+			else
+				fprintf(stderr,
+					"more than %u workers would "
+					"be needed\n",
+					ST_MAX_WORKERS);
+			fail = 1;
 		}
 	}
-	lo = read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", &hi);
-	range = lo > 0 && hi >= lo ? hi - lo + 1 : 0;
-	if (range > 0 && cfg->total_slots > (unsigned long)range) {
+	if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    geteuid() != 0 && rl.rlim_cur < (rlim_t)cfg->workers + 1) {
 		fprintf(stderr,
-			"echo-stress: cannot open %u connections to one "
-			"address: only %ld local ports "
-			"(net.ipv4.ip_local_port_range %ld %ld)\n",
-			cfg->total_slots, range, lo, hi);
-		exit(1);
+			"echo-stress: limit: processes: %u workers, the limit "
+			"is %llu processes (ulimit -u)\n",
+			cfg->workers, (unsigned long long)rl.rlim_cur);
+		fail = 1;
 	}
+	lo = read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", &hi);
+	if (lo > 0 && hi >= lo) {
+		rsv = reserved_ports(lo, hi);
+		range = hi - lo + 1 - rsv;
+	}
+	if (range > 0 && ceil_div(total, nsrc) > (unsigned long)range) {
+		fprintf(stderr,
+			"echo-stress: limit: local ports: %u connections to "
+			"one server address from %u source address%s need %u "
+			"ports per source address, there are %ld "
+			"(net.ipv4.ip_local_port_range %ld %ld",
+			total, nsrc, nsrc > 1 ? "es" : "",
+			ceil_div(total, nsrc), range, lo, hi);
+		if (rsv)
+			fprintf(stderr, ", %ld reserved", rsv);
+		fprintf(stderr, "): use --source with %u addresses or more%s\n",
+			ceil_div(total, (uint64_t)range),
+			is_loopback(&cfg->addr) &&
+				cfg->addr.ss_family == AF_INET
+			    ? " (on loopback: --source 127.0.0.2-127.0.0.N)"
+			    : "");
+		fail = 1;
+	}
+	/* fs.file-nr: allocated, free, maximum */
+	falloc = read_sysctl("/proc/sys/fs/file-nr", NULL);
+	fmax = read_sysctl("/proc/sys/fs/file-max", NULL);
+	if (falloc >= 0 && fmax > 0) {
+		uint64_t need = (uint64_t)total + 8u * cfg->workers;
+
+		if ((uint64_t)falloc + need > (uint64_t)fmax) {
+			fprintf(stderr,
+				"echo-stress: limit: open files of the "
+				"system: %ld in use, %llu more needed, the "
+				"limit is %ld (fs.file-max)\n",
+				falloc, (unsigned long long)need, fmax);
+			fail = 1;
+		} else if (is_loopback(&cfg->addr) &&
+			   (uint64_t)falloc + 2 * need > (uint64_t)fmax) {
+			fprintf(stderr,
+				"echo-stress: warning: with the server on "
+				"this host, both ends need %llu open files, "
+				"above fs.file-max %ld\n",
+				(unsigned long long)(2 * need), fmax);
+		}
+	}
+	for (i = 0; i < cfg->nsources; i++) {
+		const struct sockaddr_storage *src = &cfg->sources[i];
+		int fd = socket(src->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1, err = 0;
+
+		if (fd < 0) {
+			err = errno;
+		} else {
+			setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+				   &one, sizeof(one));
+			if (bind(fd, (const struct sockaddr *)src,
+				 src->ss_family == AF_INET6
+				     ? sizeof(struct sockaddr_in6)
+				     : sizeof(struct sockaddr_in)) < 0)
+				err = errno;
+			close(fd);
+		}
+		if (err && bind_errs++ < 3) {
+			fprintf(stderr,
+				"echo-stress: limit: --source %s: cannot "
+				"bind: %s%s\n",
+				addr_str(src, a, sizeof(a)), strerror(err),
+				err == EADDRNOTAVAIL
+				    ? " (not an address of this host)"
+				    : "");
+			fail = 1;
+		}
+	}
+	if (bind_errs > 3)
+		fprintf(stderr,
+			"echo-stress: limit: ... %u source addresses in all "
+			"cannot be bound\n",
+			bind_errs);
+	/* A full conntrack table drops new connections silently. */
+	ct_max = read_sysctl("/proc/sys/net/netfilter/nf_conntrack_max", NULL);
+	ct_n = read_sysctl("/proc/sys/net/netfilter/nf_conntrack_count", NULL);
+	if (ct_max > 0 && ct_n > 0 && (uint64_t)ct_n + total > (uint64_t)ct_max)
+		fprintf(stderr,
+			"echo-stress: warning: connection tracking is on, "
+			"%ld of %ld entries in use (net.netfilter."
+			"nf_conntrack_max): new connections beyond it are "
+			"dropped\n",
+			ct_n, ct_max);
 	if (cfg->churn && range > 0 &&
 	    read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", NULL) == 0)
 		fprintf(stderr,
 			"echo-stress: warning: net.ipv4.tcp_tw_reuse is 0: "
 			"churn leaves a port in TIME_WAIT per connection and "
 			"may run out of the %ld local ports within a minute\n",
-			range);
+			range * nsrc);
+	if (fail)
+		exit(1);
+	if (cfg->dry_run || total >= 1000) {
+		fprintf(
+		    stderr,
+		    "echo-stress: limits: %u descriptors per worker of %llu, "
+		    "%u local ports per source address of %ld, %u source "
+		    "address%s, %u processes\n",
+		    per + ST_FD_SLACK, fd_lim, ceil_div(total, nsrc), range,
+		    nsrc, nsrc > 1 ? "es" : "", cfg->workers + 1);
+	}
 }
 
 /* Random bytes, none of them the delimiter in line mode. */
@@ -439,6 +767,131 @@ static void build_pattern(struct st_config *cfg)
 	cfg->pat = p;
 }
 
+/* --hdr-log: the parent's side of struct st_ivlog. */
+struct ivc {
+	FILE *f;
+	const char *path;
+	uint64_t *taken; /* per worker: seconds before this one are merged */
+	uint64_t base;	 /* the first second not yet written */
+	struct hist *pend;
+	size_t npend; /* seconds base .. base + npend - 1, merged so far */
+	int err;
+};
+
+static void ivc_open(struct ivc *v, const struct st_config *cfg)
+{
+	memset(v, 0, sizeof(*v));
+	if (!cfg->hdr_log)
+		return;
+	v->path = cfg->hdr_log;
+	v->f = fopen(cfg->hdr_log, "w");
+	v->taken = calloc(cfg->workers, sizeof(*v->taken));
+	if (!v->f || !v->taken) {
+		fprintf(stderr, "echo-stress: %s: %s\n", cfg->hdr_log,
+			strerror(errno));
+		exit(1);
+	}
+}
+
+static void ivc_header(struct ivc *v, uint64_t mono_start)
+{
+	struct timespec rt;
+	double start;
+
+	if (!v->f)
+		return;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	start = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9 -
+		(double)(st_now_ns() - mono_start) / 1e9;
+	if (hdrlog_header(v->f, start,
+			  "[echo-stress round-trip latency: values in "
+			  "microseconds, Interval_Max in ms]") < 0)
+		v->err = 1;
+}
+
+/*
+ * Take what the workers have published; write every second that all
+ * running workers are past. final: the workers are gone, write the rest,
+ * the last second end_s - base long.
+ */
+static void ivc_poll(struct ivc *v, struct st_control *ctl, unsigned nw,
+		     const char *dead, int final, double end_s)
+{
+	uint64_t lim = UINT64_MAX, low = 0;
+	unsigned i, run = 0;
+
+	if (!v->f)
+		return;
+	if (!final)
+		lim = v->base; /* nothing, unless a running worker is past */
+	for (i = 0; i < nw; i++) {
+		struct st_ivlog *iv = &ctl->w[i].iv;
+		uint64_t pub = __atomic_load_n(&iv->pub, __ATOMIC_ACQUIRE);
+
+		while (v->taken[i] < pub) {
+			uint64_t k = v->taken[i];
+
+			if (k >= v->base) {
+				size_t j = (size_t)(k - v->base);
+
+				if (j >= v->npend) {
+					struct hist *p = realloc(
+					    v->pend, (j + 1) * sizeof(*p));
+
+					if (!p) {
+						v->err = 1;
+						return;
+					}
+					v->pend = p;
+					while (v->npend <= j)
+						hist_init(&v->pend[v->npend++]);
+				}
+				hist_merge(&v->pend[j], &iv->h[k % 2]);
+			}
+			v->taken[i]++;
+			__atomic_store_n(&iv->ack, v->taken[i],
+					 __ATOMIC_RELEASE);
+		}
+		if (!dead[i] &&
+		    !__atomic_load_n(&ctl->w[i].finished, __ATOMIC_ACQUIRE)) {
+			if (run == 0 || v->taken[i] < low)
+				low = v->taken[i];
+			run++;
+		}
+	}
+	if (run > 0)
+		lim = low;
+	while (v->npend > 0 && (final || v->base < lim)) {
+		double len = 1.0;
+
+		if (final && v->npend == 1) {
+			len = end_s - (double)v->base;
+			len = len > 1.0 ? 1.0 : len < 0.001 ? 0.001 : len;
+		}
+		if (hdrlog_interval(v->f, (double)v->base, len, &v->pend[0]) <
+		    0)
+			v->err = 1;
+		memmove(v->pend, v->pend + 1,
+			(v->npend - 1) * sizeof(*v->pend));
+		v->npend--;
+		v->base++;
+	}
+}
+
+static int ivc_close(struct ivc *v)
+{
+	int err = v->err;
+
+	if (v->f && fclose(v->f) != 0)
+		err = 1;
+	if (err)
+		fprintf(stderr, "echo-stress: %s: cannot write the log\n",
+			v->path);
+	free(v->taken);
+	free(v->pend);
+	return err ? -1 : 0;
+}
+
 static void on_sigint(int sig)
 {
 	(void)sig;
@@ -464,10 +917,13 @@ static int all_flag(const struct st_control *ctl, unsigned n, size_t off)
 	return 1;
 }
 
+/* The line of progress each second: in the connect phase connections
+ * (open of all, being connected, the rate), then messages. */
 static void progress(const struct st_config *cfg, const struct st_control *ctl,
-		     double t, uint64_t *lm, uint64_t *lb, double dt)
+		     double t, uint64_t *lm, uint64_t *lb, uint64_t *lo,
+		     double dt)
 {
-	uint64_t open = 0, msgs = 0, bytes = 0, errs = 0, opened = 0;
+	uint64_t open = 0, msgs = 0, bytes = 0, errs = 0, opened = 0, pend = 0;
 	static const char *const names[] = {"connect", "measure", "drain"};
 	unsigned i;
 
@@ -478,15 +934,26 @@ static void progress(const struct st_config *cfg, const struct st_control *ctl,
 		errs += __atomic_load_n(&ctl->w[i].p_errors, __ATOMIC_RELAXED);
 		opened +=
 		    __atomic_load_n(&ctl->w[i].p_opened, __ATOMIC_RELAXED);
+		pend += __atomic_load_n(&ctl->w[i].p_pending, __ATOMIC_RELAXED);
 	}
-	fprintf(stderr,
-		"[%6.1fs] %-7s %llu open (%llu opened), %.0f msg/s, "
-		"%.2f MB/s, %llu errors\n",
-		t, names[ctl->phase], (unsigned long long)open,
-		(unsigned long long)opened, (double)(msgs - *lm) / dt,
-		(double)(bytes - *lb) / dt / 1e6, (unsigned long long)errs);
+	if (ctl->phase == PH_CONNECT)
+		fprintf(stderr,
+			"[%6.1fs] connect %llu/%u open, %llu connecting, "
+			"%.0f conn/s, %llu errors\n",
+			t, (unsigned long long)open, cfg->total_slots,
+			(unsigned long long)pend, (double)(opened - *lo) / dt,
+			(unsigned long long)errs);
+	else
+		fprintf(stderr,
+			"[%6.1fs] %-7s %llu open (%llu opened), %.0f msg/s, "
+			"%.2f MB/s, %llu errors\n",
+			t, names[ctl->phase], (unsigned long long)open,
+			(unsigned long long)opened, (double)(msgs - *lm) / dt,
+			(double)(bytes - *lb) / dt / 1e6,
+			(unsigned long long)errs);
 	*lm = msgs;
 	*lb = bytes;
+	*lo = opened;
 }
 
 int main(int argc, char **argv)
@@ -494,22 +961,42 @@ int main(int argc, char **argv)
 	struct st_config cfg;
 	struct st_control *ctl;
 	struct st_times times;
+	struct ivc ivc;
 	pid_t *pids;
+	char *dead;
 	size_t shsz;
 	unsigned i, k, died = 0, alive;
-	uint64_t meas_first = 0, abuse_first, t0, tprog, lm = 0, lb = 0;
+	uint64_t meas_first = 0, abuse_first, t0, tprog, lm = 0, lb = 0, lo = 0;
 	int st;
 
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return merge_main(argc - 1, argv + 1);
 	parse_args(&cfg, argc, argv);
 	resolve(&cfg);
+	for (i = 0; i < cfg.nsources; i++) {
+		char a[INET6_ADDRSTRLEN];
+
+		if (cfg.sources[i].ss_family != cfg.addr.ss_family)
+			bad("--source: %s is IPv%c, the server address is "
+			    "IPv%c",
+			    addr_str(&cfg.sources[i], a, sizeof(a)),
+			    cfg.sources[i].ss_family == AF_INET ? '4' : '6',
+			    cfg.addr.ss_family == AF_INET ? '4' : '6');
+	}
 	check_limits(&cfg);
+	if (cfg.dry_run) {
+		free(cfg.sources);
+		return 0;
+	}
+	ivc_open(&ivc, &cfg);
 	build_pattern(&cfg);
 
 	shsz = sizeof(*ctl) + cfg.workers * sizeof(struct st_shared);
 	ctl = mmap(NULL, shsz, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pids = calloc(cfg.workers, sizeof(*pids));
-	if (ctl == MAP_FAILED || !pids) {
+	dead = calloc(cfg.workers, 1);
+	if (ctl == MAP_FAILED || !pids || !dead) {
 		perror("echo-stress: mmap");
 		return 1;
 	}
@@ -568,6 +1055,7 @@ int main(int argc, char **argv)
 			alive--;
 			if (!ctl->w[i].finished) {
 				died++;
+				dead[i] = 1;
 				fprintf(stderr,
 					"echo-stress: worker %u died (%s %d)\n",
 					i,
@@ -591,6 +1079,7 @@ int main(int argc, char **argv)
 				"echo-stress: connect phase done in "
 				"%.3f s\n",
 				(double)(now - t0) / 1e9);
+			ivc_header(&ivc, now);
 		}
 		if (ctl->phase == PH_MEASURE &&
 		    ((cfg.duration &&
@@ -607,21 +1096,36 @@ int main(int argc, char **argv)
 				"%.3f s, draining\n",
 				(double)(now - ctl->measure_start_ns) / 1e9);
 		}
+		ivc_poll(&ivc, ctl, cfg.workers, dead, 0, 0);
 		if (now - tprog >= 1000000000ull) {
 			progress(&cfg, ctl, (double)(now - t0) / 1e9, &lm, &lb,
-				 (double)(now - tprog) / 1e9);
+				 &lo, (double)(now - tprog) / 1e9);
 			tprog = now;
 		}
 	}
 	times.start = t0;
+	{
+		struct timespec rt;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		times.unix_offset = (double)rt.tv_sec +
+				    (double)rt.tv_nsec / 1e9 -
+				    (double)st_now_ns() / 1e9;
+	}
 	times.measure_start = ctl->measure_start_ns;
 	times.end = st_now_ns();
 	if (!times.connect_end)
 		times.connect_end = times.measure_start = times.end;
 	if (!times.measure_end)
 		times.measure_end = times.end;
-	st = report(&cfg, ctl, &times, died, kind_names);
+	ivc_poll(&ivc, ctl, cfg.workers, dead, 1,
+		 (double)(times.end - times.measure_start) / 1e9);
+	st = report(&cfg, ctl, &times, died);
+	if (ivc_close(&ivc) < 0)
+		st = 1;
 	free(pids);
+	free(dead);
+	free(cfg.sources);
 	free((void *)cfg.pat);
 	munmap(ctl, shsz);
 	return st;

@@ -1,10 +1,17 @@
 /*
  * epoll_echo - a minimal correct single-process epoll echo server (RFC 862):
- * the benchmark baseline ("the limit" in BENCHMARKS.md) and the known-good
+ * the benchmark baseline ("the limit" in stress/BENCH.md) and the known-good
  * server of echo-stress's tests.
  *
- * usage: epoll_echo [-p PORT] [-b ADDR]   (default 127.0.0.1, port 9999;
- * -p 0 picks a free port; prints "listening on ADDR:PORT" on stderr)
+ * usage: epoll_echo [-p PORT] [-b ADDR] [-j N]   (default 127.0.0.1, port
+ * 9999; -p 0 picks a free port; prints "listening on ADDR:PORT" on stderr)
+ *
+ * -j N: N processes, each with its own listening socket on the same port
+ * (SO_REUSEPORT: the kernel spreads new connections over them by a hash of
+ * the addresses), for more connections than one process has descriptors.
+ * The first binds (picking the port for -p 0), the others bind the port it
+ * got; "listening on" is printed once all are bound. The others die with
+ * the first (PR_SET_PDEATHSIG), so stopping it by its pid stops them all.
  *
  * Back-pressure: a connection with unsent echo bytes stops being read until
  * they are written, so a client that never reads costs one buffer.
@@ -20,12 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define BUFSZ	   65536
 #define MAX_EVENTS 512
+#define MAX_PROCS  64
 
 struct conn {
 	int fd;
@@ -101,12 +110,12 @@ static void serve(struct conn *c, uint32_t ev)
 		want(c, EPOLLOUT);
 }
 
-static int listen_on(const char *addr, const char *port)
+/* A listening socket on addr:port; SO_REUSEPORT when it is to be shared.
+ * The bound address goes to ss. */
+static int listen_on(const char *addr, const char *port, int share,
+		     struct sockaddr_storage *ss, socklen_t *sl)
 {
 	struct addrinfo hints, *ai;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
 	int fd, one = 1, r;
 
 	memset(&hints, 0, sizeof(hints));
@@ -118,52 +127,26 @@ static int listen_on(const char *addr, const char *port)
 			gai_strerror(r));
 		exit(2);
 	}
+	*sl = sizeof(*ss);
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (share &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+	    getsockname(fd, (struct sockaddr *)ss, sl) < 0) {
 		perror("epoll_echo: listen");
 		exit(1);
 	}
 	freeaddrinfo(ai);
-	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
-		    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
-	fprintf(stderr,
-		ss.ss_family == AF_INET6 ? "listening on [%s]:%s\n"
-					 : "listening on %s:%s\n",
-		host, serv);
 	return fd;
 }
 
-int main(int argc, char **argv)
+static void __attribute__((noreturn)) serve_forever(int lfd)
 {
-	const char *addr = "127.0.0.1", *port = "9999";
 	struct epoll_event e, evs[MAX_EVENTS];
-	struct rlimit rl;
-	int lfd, o, n, i;
+	int n, i;
 
-	while ((o = getopt(argc, argv, "p:b:h")) != -1) {
-		switch (o) {
-		case 'p':
-			port = optarg;
-			break;
-		case 'b':
-			addr = optarg;
-			break;
-		default:
-			fprintf(stderr, "usage: epoll_echo [-p PORT] [-b "
-					"ADDR]\n");
-			return o == 'h' ? 0 : 2;
-		}
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stderr, NULL, _IONBF, 0);
-	lfd = listen_on(addr, port);
 	ep = epoll_create1(0);
 	e.events = EPOLLIN;
 	e.data.ptr = NULL;
@@ -195,4 +178,69 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1", *port = "9999";
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	struct rlimit rl;
+	pid_t first = getpid();
+	int lfd, o, i, nproc = 1;
+
+	while ((o = getopt(argc, argv, "p:b:j:h")) != -1) {
+		switch (o) {
+		case 'p':
+			port = optarg;
+			break;
+		case 'b':
+			addr = optarg;
+			break;
+		case 'j':
+			nproc = atoi(optarg);
+			if (nproc >= 1 && nproc <= MAX_PROCS)
+				break;
+			fprintf(stderr, "epoll_echo: -j: 1 to %d\n", MAX_PROCS);
+			return 2;
+		default:
+			fprintf(stderr, "usage: epoll_echo [-p PORT] [-b "
+					"ADDR] [-j PROCESSES]\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stderr, NULL, _IONBF, 0);
+	lfd = listen_on(addr, port, nproc > 1, &ss, &sl);
+	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+		    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
+	for (i = 1; i < nproc; i++) {
+		struct sockaddr_storage ss2;
+		socklen_t sl2;
+		int fd = listen_on(host, serv, 1, &ss2, &sl2);
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("epoll_echo: fork");
+			return 1;
+		}
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != first)
+				_exit(0);
+			close(lfd);
+			serve_forever(fd);
+		}
+		close(fd);
+	}
+	fprintf(stderr,
+		ss.ss_family == AF_INET6 ? "listening on [%s]:%s\n"
+					 : "listening on %s:%s\n",
+		host, serv);
+	serve_forever(lfd);
 }

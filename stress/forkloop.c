@@ -2,7 +2,7 @@
  * forkloop - the "bare fork loop" baseline of stress/bench.sh: the CPU that
  * fork + _exit + waitpid of a tiny process costs on this machine, so that
  * a forking server's CPU per connection can be reported as a ratio to it
- * (BENCHMARKS.md: echod's target is at most 1.5x this figure).
+ * (stress/BENCH.md gives the targets).
  *
  * usage: forkloop [N]   (default 2000 iterations)
  * Prints one JSON object on stdout:

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-static unsigned hist_index(uint64_t v)
+unsigned hist_index(uint64_t v)
 {
 	unsigned e, shift;
 
@@ -22,8 +22,18 @@ static unsigned hist_index(uint64_t v)
 	       (unsigned)(v >> shift) - HIST_SUB_HALF;
 }
 
-/* The highest value that lands in bucket i, as HdrHistogram reports. */
-static uint64_t hist_value_at(unsigned i)
+uint64_t hist_lowest_at(unsigned i)
+{
+	unsigned e, sub;
+
+	if (i < HIST_SUB_COUNT)
+		return i;
+	e = (i - HIST_SUB_COUNT) / HIST_SUB_HALF + HIST_SUB_BITS + 1;
+	sub = (i - HIST_SUB_COUNT) % HIST_SUB_HALF + HIST_SUB_HALF;
+	return (uint64_t)sub << (e - HIST_SUB_BITS);
+}
+
+uint64_t hist_value_at(unsigned i)
 {
 	unsigned e, sub;
 

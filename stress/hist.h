@@ -28,6 +28,12 @@ struct hist {
 };
 
 void hist_init(struct hist *h);
+/* hist_index: the bucket of value v (v <= HIST_MAX_VALUE); hist_lowest_at
+ * and hist_value_at: the lowest and the highest value of bucket i (the
+ * latter is what percentiles report, as HdrHistogram does). */
+unsigned hist_index(uint64_t v);
+uint64_t hist_lowest_at(unsigned i);
+uint64_t hist_value_at(unsigned i);
 /* hist_record: values above HIST_MAX_VALUE are clamped to it. */
 void hist_record(struct hist *h, uint64_t v);
 void hist_merge(struct hist *dst, const struct hist *src);

@@ -28,6 +28,12 @@
 #define ST_SLOWLORIS_NS		2000000000ull /* one byte every 2 s */
 #define ST_ABUSE_PERIOD_NS	100000000ull  /* reset/oversize: every 100 ms */
 #define ST_RXBUF		(256u * 1024u)
+#define ST_MAX_PIPELINE		1024u
+#define ST_MAX_INFLIGHT		(1u << 24) /* connections x --pipeline */
+#define ST_MAX_SOURCES		65536u
+#define ST_FD_SLACK                                                            \
+	16 /* descriptors a worker needs besides its                           \
+	      connections */
 
 enum st_mode { ST_RAW, ST_LINE, ST_FRAME };
 
@@ -72,7 +78,12 @@ struct st_config {
 	uint64_t churn;
 	unsigned abuse[K_NKINDS]; /* abusive clients per kind */
 	double connect_timeout, timeout;
-	const char *json, *hdr;
+	unsigned pipeline; /* messages in flight per connection, >= 1 */
+	/* --source: local addresses, connection id i binds to i % nsources */
+	struct sockaddr_storage *sources;
+	unsigned nsources;
+	int dry_run; /* --dry-run: check options and limits, then exit */
+	const char *json, *hdr, *hdr_log;
 	/* Payload pattern: random bytes (never the delimiter in line mode);
 	 * message i of connection c is a window of it chosen by hash(c, i). */
 	const uint8_t *pat;
@@ -90,10 +101,24 @@ struct st_abuse_stats {
 	uint64_t open_at_end;
 };
 
+/*
+ * --hdr-log: a worker records the round trips completed in second k of the
+ * measure phase (and of the drain after it) in h[k % 2]. At the end of
+ * second k it waits until the parent has taken second k - 1 (ack >= k),
+ * clears that buffer for second k + 1 and publishes k as complete
+ * (pub = k + 1); the parent takes each published second and acknowledges
+ * it. So the parent never reads the buffer being written, and is at most
+ * one second behind.
+ */
+struct st_ivlog {
+	uint64_t pub, ack;
+	struct hist h[2];
+};
+
 /* One worker's slot in shared memory. */
 struct st_shared {
 	/* progress, written by the worker with relaxed atomic stores */
-	uint64_t p_open, p_msgs, p_bytes, p_errors, p_opened;
+	uint64_t p_open, p_msgs, p_bytes, p_errors, p_opened, p_pending;
 	int connect_done, measure_done, finished;
 	/* results, written once before finished is set */
 	uint64_t opened, opened_measure, messages, bytes_sent, bytes_recv;
@@ -102,6 +127,7 @@ struct st_shared {
 	int first_errno_other;
 	struct st_abuse_stats abuse[K_NKINDS];
 	struct hist rt, connect;
+	struct st_ivlog iv;
 };
 
 /* The shared block: phase control from the parent, then one slot each. */

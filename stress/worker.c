@@ -2,12 +2,15 @@
  * worker.c - one echo-stress worker: an epoll loop over non-blocking client
  * sockets, each slot a measured client or an abusive one.
  *
- * A measured client has at most one message in flight. Its bytes are a
- * window of the shared random pattern chosen by hash(conn id, message
- * index), so the echo is checked with memcmp against the pattern itself and
- * nothing that was sent needs keeping. Every slot has at most one timer at
- * a time (connect timeout, echo timeout, open-loop send time, abuse tick),
- * kept in a binary heap.
+ * A measured client keeps up to --pipeline messages in flight, in a ring of
+ * its own; they are written back to back and their echoes verified in
+ * order. A message's bytes are a window of the shared random pattern chosen
+ * by hash(conn id, message index), so an echo is checked with memcmp
+ * against the pattern itself and nothing that was sent needs keeping: the
+ * ring holds only each message's size, window and times. Every slot has at
+ * most one timer at a time (connect timeout, the oldest echo's timeout or
+ * the next open-loop send time, whichever is first, abuse tick), kept in a
+ * binary heap.
  */
 #define _GNU_SOURCE /* memmem, epoll_pwait2 */
 #include "stress.h"
@@ -26,17 +29,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
 #define MAX_EVENTS   1024
 #define POLL_NS	     20000000ull /* how often the phase flag is looked at */
 #define NOREAD_CHUNK 65536u
+#define TX_IOV	     64 /* iovecs per writev of pipelined messages */
 
 enum slot_state {
 	S_NEW = 0, /* not started yet (connect phase) */
 	S_RETRY,   /* waiting on its timer to connect again */
 	S_CONNECTING,
 	S_READY, /* connected, nothing in flight */
-	S_BUSY,	 /* measured: a message in flight */
+	S_BUSY,	 /* measured: messages in flight */
 	S_DEAD,	 /* finished */
+};
+
+/* One measured message in flight. */
+struct msg {
+	uint64_t t_sent;  /* latency counts from here (open loop: when due) */
+	uint64_t t_start; /* when it was started: its echo timeout runs from
+			     here */
+	uint32_t pay, poff;
+	uint8_t hdr[4];
 };
 
 struct conn {
@@ -50,14 +67,18 @@ struct conn {
 	uint64_t msg_idx; /* messages started by this slot */
 	uint64_t done;	  /* round trips completed by this slot */
 	uint64_t rt_conn; /* round trips on the current connection */
-	uint64_t t_conn, t_sent, t_next;
-	uint64_t stream_off; /* echo bytes verified before this message */
-	/* current message: hl header bytes, pay pattern bytes from poff,
-	 * dl delimiter bytes */
-	uint32_t hl, pay, poff, dl, len, tx, rx;
+	uint64_t t_conn, t_next;
+	uint64_t stream_off; /* echo bytes verified before the oldest
+				message */
+	/* measured: the ring of messages in flight (qh: oldest, qn: how many,
+	 * qtx: how many of them are wholly written); tx bytes of message qtx
+	 * are written, rx bytes of the oldest verified.
+	 * abusive: one message, hl header bytes (hdr), pay pattern bytes from
+	 * poff, dl delimiter bytes; tx of its len bytes written. */
+	uint32_t qh, qn, qtx;
+	uint32_t pay, poff, len, tx, rx;
 	uint8_t hdr[4];
 };
-
 struct worker {
 	const struct st_config *cfg;
 	struct st_control *ctl;
@@ -69,8 +90,13 @@ struct worker {
 	struct conn **heap;
 	unsigned hn;
 	uint8_t *rxbuf;
+	struct msg *ring; /* n_meas rings of depth messages */
+	uint32_t depth, hl, dl;
+	uint64_t timeout_ns;
 	uint64_t interval_ns; /* open loop: per-connection send period */
 	uint64_t open;
+	int iv_on;		 /* --hdr-log: recording per second */
+	uint64_t iv_cur, iv_end; /* the second being recorded, its end */
 };
 
 uint64_t st_now_ns(void)
@@ -188,6 +214,9 @@ static void conn_close(struct worker *w, struct conn *c, int rst)
 	c->connected = 0;
 	c->ev = 0;
 	c->gen++;
+	/* what was in flight is lost with the connection */
+	c->qh = c->qn = c->qtx = 0;
+	c->tx = c->rx = 0;
 }
 
 static void slot_dead(struct worker *w, struct conn *c)
@@ -230,20 +259,68 @@ static void abuse_ended(struct worker *w, struct conn *c, int error)
 	slot_retry(w, c, ST_RETRY_NS);
 }
 
+static void conn_open(struct worker *w, struct conn *c);
+
+/* ---- --hdr-log intervals (see struct st_ivlog) ---- */
+
+static void iv_rotate(struct worker *w)
+{
+	struct st_ivlog *iv = &w->sh->iv;
+
+	while (w->now >= w->iv_end) {
+		/* The other buffer holds second iv_cur - 1: wait (briefly:
+		 * the parent looks every 10 ms) until it is taken. */
+		uint64_t give_up = w->now + 2000000000ull;
+
+		while (__atomic_load_n(&iv->ack, __ATOMIC_ACQUIRE) <
+			   w->iv_cur &&
+		       st_now_ns() < give_up) {
+			struct timespec ts = {0, 1000000};
+
+			nanosleep(&ts, NULL);
+		}
+		hist_init(&iv->h[(w->iv_cur + 1) % 2]);
+		__atomic_store_n(&iv->pub, w->iv_cur + 1, __ATOMIC_RELEASE);
+		w->iv_cur++;
+		w->iv_end += 1000000000ull;
+	}
+}
+
+static void rt_record(struct worker *w, uint64_t us)
+{
+	hist_record(&w->sh->rt, us);
+	if (w->iv_on) {
+		if (w->now >= w->iv_end)
+			iv_rotate(w);
+		hist_record(&w->sh->iv.h[w->iv_cur % 2], us);
+	}
+}
+
 /* ---- messages ---- */
 
+static struct msg *q_at(const struct worker *w, const struct conn *c,
+			uint32_t i)
+{
+	return &w->ring[(size_t)(c - w->slots) * w->depth +
+			(c->qh + i) % w->depth];
+}
+
+/* Message index idx of connection id: its pattern window. */
+static uint32_t msg_window(uint64_t id, uint64_t idx)
+{
+	uint64_t h = st_mix64(id * 0x100000001b3ull ^ st_mix64(idx));
+
+	return (uint32_t)((h >> 32) % ST_PAT_WINDOWS);
+}
+
+/* An abusive client's next message. */
 static void msg_setup(struct worker *w, struct conn *c, uint32_t pay)
 {
-	const struct st_config *cfg = w->cfg;
-	uint64_t h = st_mix64(c->id * 0x100000001b3ull ^ st_mix64(c->msg_idx));
-
+	c->poff = msg_window(c->id, c->msg_idx);
 	c->msg_idx++;
-	c->hl = cfg->mode == ST_FRAME ? 4 : 0;
-	c->dl = cfg->mode == ST_LINE ? 1 : 0;
 	c->pay = pay;
-	c->poff = (uint32_t)((h >> 32) % ST_PAT_WINDOWS);
 	proto_frame_hdr(c->hdr, pay);
-	c->len = c->hl + c->pay + c->dl;
+	c->len = w->hl + c->pay + w->dl;
 	c->tx = c->rx = 0;
 }
 
@@ -258,25 +335,32 @@ static uint32_t measured_size(const struct st_config *cfg, struct conn *c)
 	       (uint32_t)(h % ((uint64_t)cfg->size_max - cfg->size_min + 1));
 }
 
-/* The message bytes [off, off + n) as up to 3 iovecs. */
-static int msg_iov(const struct worker *w, const struct conn *c, uint32_t off,
-		   uint32_t n, struct iovec *iov)
+static uint32_t msg_len(const struct worker *w, const struct msg *m)
 {
+	return w->hl + m->pay + w->dl;
+}
+
+/* Bytes [off, off + n) of a message (hl header bytes at hdr, pay pattern
+ * bytes from poff, dl delimiter bytes) as up to 3 iovecs. */
+static int msg_iov(const struct worker *w, const uint8_t *hdr, uint32_t pay,
+		   uint32_t poff, uint32_t off, uint32_t n, struct iovec *iov)
+{
+	uint32_t len = w->hl + pay + w->dl;
 	int k = 0;
 
 	while (n > 0) {
 		const uint8_t *p;
 		uint32_t seg;
 
-		if (off < c->hl) {
-			p = c->hdr + off;
-			seg = c->hl - off;
-		} else if (off < c->hl + c->pay) {
-			p = w->cfg->pat + c->poff + (off - c->hl);
-			seg = c->hl + c->pay - off;
+		if (off < w->hl) {
+			p = hdr + off;
+			seg = w->hl - off;
+		} else if (off < w->hl + pay) {
+			p = w->cfg->pat + poff + (off - w->hl);
+			seg = w->hl + pay - off;
 		} else {
 			p = &w->cfg->delim;
-			seg = c->len - off;
+			seg = len - off;
 		}
 		if (seg > n)
 			seg = n;
@@ -289,16 +373,16 @@ static int msg_iov(const struct worker *w, const struct conn *c, uint32_t off,
 	return k;
 }
 
-/* Index of the first byte of data[0..n) that differs from the message at
+/* Index of the first byte of data[0..n) that differs from message m at
  * off, or n: block compares, per-byte work only on the error path. */
-static size_t msg_cmp(const struct worker *w, const struct conn *c,
-		      uint32_t off, const uint8_t *data, size_t n)
+static size_t msg_cmp(const struct worker *w, const struct msg *m, uint32_t off,
+		      const uint8_t *data, size_t n)
 {
 	struct iovec iov[3];
 	size_t done = 0, i;
 	int k, j;
 
-	k = msg_iov(w, c, off, (uint32_t)n, iov);
+	k = msg_iov(w, m->hdr, m->pay, m->poff, off, (uint32_t)n, iov);
 	for (j = 0; j < k; j++) {
 		const uint8_t *exp = iov[j].iov_base;
 
@@ -312,7 +396,13 @@ static size_t msg_cmp(const struct worker *w, const struct conn *c,
 	return n;
 }
 
-/* Send up to limit more bytes of the message; -1 on a socket error. */
+static int tx_errno_ok(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+/* An abusive client: send up to limit more bytes of its message; -1 on a
+ * socket error. */
 static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
 		    int want_out)
 {
@@ -323,21 +413,18 @@ static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
 
 	while (c->tx < c->len && limit > 0) {
 		n = c->len - c->tx < limit ? c->len - c->tx : limit;
-		k = msg_iov(w, c, c->tx, n, iov);
+		k = msg_iov(w, c->hdr, c->pay, c->poff, c->tx, n, iov);
 		r = writev(c->fd, iov, k);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (tx_errno_ok())
 				break;
 			return -1;
 		}
 		c->tx += (uint32_t)r;
 		limit -= (uint32_t)r;
-		if (c->kind == K_MEASURED)
-			w->sh->bytes_sent += (uint64_t)r;
-		else
-			w->sh->abuse[c->kind].bytes_sent += (uint64_t)r;
+		w->sh->abuse[c->kind].bytes_sent += (uint64_t)r;
 	}
 	if (want_out && c->tx < c->len)
 		set_events(w, c, c->ev | EPOLLOUT);
@@ -346,41 +433,125 @@ static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
 	return 0;
 }
 
-static void send_next(struct worker *w, struct conn *c)
+/* A measured client: write what is started and not yet written, several
+ * messages per writev; -1 on a socket error. */
+static int flush_measured(struct worker *w, struct conn *c)
+{
+	struct iovec iov[TX_IOV];
+	ssize_t r;
+
+	while (c->qtx < c->qn) {
+		uint32_t i = c->qtx, off = c->tx;
+		int k = 0;
+
+		while (i < c->qn && k + 3 <= TX_IOV) {
+			const struct msg *m = q_at(w, c, i);
+			uint32_t len = msg_len(w, m);
+
+			k += msg_iov(w, m->hdr, m->pay, m->poff, off, len - off,
+				     iov + k);
+			off = 0;
+			i++;
+		}
+		r = writev(c->fd, iov, k);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (tx_errno_ok())
+				break;
+			return -1;
+		}
+		w->sh->bytes_sent += (uint64_t)r;
+		while (r > 0) {
+			uint32_t rest = msg_len(w, q_at(w, c, c->qtx)) - c->tx;
+
+			if ((uint64_t)r < rest) {
+				c->tx += (uint32_t)r;
+				break;
+			}
+			r -= rest;
+			c->tx = 0;
+			c->qtx++;
+		}
+	}
+	if (c->qtx < c->qn)
+		set_events(w, c, c->ev | EPOLLOUT);
+	else
+		set_events(w, c, c->ev & ~(uint32_t)EPOLLOUT);
+	return 0;
+}
+
+/* May this connection start another message (window, -n, --churn)? The
+ * open-loop schedule is looked at separately. */
+static int may_start(const struct worker *w, const struct conn *c)
 {
 	const struct st_config *cfg = w->cfg;
 
-	if (w->phase != PH_MEASURE ||
-	    (cfg->messages && c->done >= cfg->messages)) {
-		slot_dead(w, c);
-		return;
-	}
-	msg_setup(w, c, measured_size(cfg, c));
-	if (w->interval_ns) {
-		/* Latency counts from when the message was due, so a stalled
-		 * server cannot hide its stall by delaying our sends. */
-		c->t_sent = c->t_next;
-		c->t_next += w->interval_ns;
-	} else {
-		c->t_sent = w->now;
-	}
-	c->state = S_BUSY;
-	timer_set(w, c, w->now + (uint64_t)(cfg->timeout * 1e9));
-	if (flush_tx(w, c, UINT32_MAX, 1) < 0)
-		fail(w, c, E_RESET, c->stream_off + c->tx);
+	return w->phase == PH_MEASURE && c->qn < w->depth &&
+	       !(cfg->messages && c->done + c->qn >= cfg->messages) &&
+	       !(cfg->churn && c->rt_conn + c->qn >= cfg->churn);
 }
 
-/* A measured client is ready: send now, or at its open-loop time. */
-static void measured_next(struct worker *w, struct conn *c)
+/*
+ * A measured client's next move: start the messages its window, its
+ * limits and (open loop) its schedule allow and write them; then, with
+ * nothing in flight, finish, reconnect (--churn) or wait for the next send
+ * time; with messages in flight, arm the timer for the oldest one's
+ * timeout or the next send time, whichever comes first.
+ */
+static void measured_step(struct worker *w, struct conn *c)
 {
-	c->state = S_READY;
-	timer_clear(w, c);
-	if (w->interval_ns && c->t_next > w->now &&
-	    !(w->cfg->messages && c->done >= w->cfg->messages) &&
-	    w->phase == PH_MEASURE)
+	const struct st_config *cfg = w->cfg;
+	int started = 0;
+	uint64_t when;
+
+	while (may_start(w, c) && !(w->interval_ns && c->t_next > w->now)) {
+		struct msg *m = q_at(w, c, c->qn);
+
+		m->pay = measured_size(cfg, c);
+		m->poff = msg_window(c->id, c->msg_idx);
+		c->msg_idx++;
+		proto_frame_hdr(m->hdr, m->pay);
+		m->t_start = w->now;
+		if (w->interval_ns) {
+			/* Latency counts from when the message was due, so a
+			 * stalled server cannot hide its stall by delaying our
+			 * sends. */
+			m->t_sent = c->t_next;
+			c->t_next += w->interval_ns;
+		} else {
+			m->t_sent = w->now;
+		}
+		c->qn++;
+		started = 1;
+	}
+	if (started && flush_measured(w, c) < 0) {
+		fail(w, c, E_RESET, c->stream_off + c->rx);
+		return;
+	}
+	if (c->qn == 0) {
+		if (w->phase != PH_MEASURE ||
+		    (cfg->messages && c->done >= cfg->messages)) {
+			slot_dead(w, c);
+			return;
+		}
+		if (cfg->churn && c->rt_conn >= cfg->churn) {
+			/* We close first, so TIME_WAIT lands on our side,
+			 * where the kernel may reuse it for loopback
+			 * (tcp_tw_reuse). */
+			conn_close(w, c, 0);
+			conn_open(w, c);
+			return;
+		}
+		c->state = S_READY; /* open loop: until the next send time */
 		timer_set(w, c, c->t_next);
-	else
-		send_next(w, c);
+		return;
+	}
+	c->state = S_BUSY;
+	when = q_at(w, c, 0)->t_start + w->timeout_ns;
+	if (w->interval_ns && c->t_next < when && may_start(w, c))
+		when = c->t_next;
+	timer_set(w, c, when);
 }
 
 static void oversize_send(struct worker *w, struct conn *c)
@@ -427,7 +598,7 @@ static void start_activity(struct worker *w, struct conn *c)
 
 	switch (c->kind) {
 	case K_MEASURED:
-		measured_next(w, c);
+		measured_step(w, c);
 		break;
 	case K_SLOWLORIS:
 		pay = cfg->mode == ST_FRAME ? cfg->max_msg : ST_PAT_WINDOWS;
@@ -520,6 +691,24 @@ static void conn_open(struct worker *w, struct conn *c)
 	c->fd = fd;
 	c->state = S_CONNECTING;
 	w->pending++;
+	if (cfg->nsources) {
+		const struct sockaddr_storage *src =
+		    &cfg->sources[c->id % cfg->nsources];
+		int one = 1;
+
+		/* The port is picked at connect(), per destination: each
+		 * source address then has the whole local port range for
+		 * this server, not for all destinations together. */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+			   sizeof(one));
+		if (bind(fd, (const struct sockaddr *)src,
+			 src->ss_family == AF_INET6
+			     ? sizeof(struct sockaddr_in6)
+			     : sizeof(struct sockaddr_in)) < 0) {
+			connect_failed(w, c, errno);
+			return;
+		}
+	}
 	if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) ==
 	    0) {
 		on_connected(w, c);
@@ -549,44 +738,51 @@ static void abuse_input(struct worker *w, struct conn *c, const uint8_t *d,
 static void measured_input(struct worker *w, struct conn *c, const uint8_t *d,
 			   size_t n)
 {
-	size_t m, bad;
+	int completed = 0;
 
-	if (c->state != S_BUSY) {
-		fail(w, c, E_EXTRA, c->stream_off);
-		return;
+	while (n > 0) {
+		struct msg *m;
+		size_t avail, k, bad;
+		uint32_t len;
+
+		if (c->qn == 0) {
+			fail(w, c, E_EXTRA, c->stream_off);
+			return;
+		}
+		m = q_at(w, c, 0);
+		len = msg_len(w, m);
+		/* What of the oldest message was written can come back. */
+		avail = (c->qtx > 0 ? len : c->tx) - c->rx;
+		k = avail < n ? avail : n;
+		bad = msg_cmp(w, m, c->rx, d, k);
+		if (bad < k) {
+			fail(w, c, E_MISMATCH, c->stream_off + c->rx + bad);
+			return;
+		}
+		c->rx += (uint32_t)k;
+		w->sh->bytes_recv += k;
+		d += k;
+		n -= k;
+		if (c->rx < len) {
+			if (n > 0) { /* bytes we have not written yet */
+				fail(w, c, E_EXTRA, c->stream_off + c->rx);
+				return;
+			}
+			break;
+		}
+		rt_record(w, (w->now - m->t_sent) / 1000);
+		w->sh->messages++;
+		c->done++;
+		c->rt_conn++;
+		c->stream_off += len;
+		c->qh = (c->qh + 1) % w->depth;
+		c->qn--;
+		c->qtx--;
+		c->rx = 0;
+		completed = 1;
 	}
-	m = c->len - c->rx < n ? c->len - c->rx : n;
-	bad = msg_cmp(w, c, c->rx, d, m);
-	if (bad < m) {
-		fail(w, c, E_MISMATCH, c->stream_off + c->rx + bad);
-		return;
-	}
-	c->rx += (uint32_t)m;
-	w->sh->bytes_recv += m;
-	if (c->rx < c->len)
-		return;
-	hist_record(&w->sh->rt, (w->now - c->t_sent) / 1000);
-	w->sh->messages++;
-	c->done++;
-	c->rt_conn++;
-	c->stream_off += c->len;
-	if (n > m) {
-		fail(w, c, E_EXTRA, c->stream_off);
-		return;
-	}
-	if (w->phase != PH_MEASURE) {
-		slot_dead(w, c);
-		return;
-	}
-	if (w->cfg->churn && c->rt_conn >= w->cfg->churn &&
-	    !(w->cfg->messages && c->done >= w->cfg->messages)) {
-		/* We close first, so TIME_WAIT lands on our side, where the
-		 * kernel may reuse it for loopback (tcp_tw_reuse). */
-		conn_close(w, c, 0);
-		conn_open(w, c);
-		return;
-	}
-	measured_next(w, c);
+	if (completed)
+		measured_step(w, c);
 }
 
 static void on_input(struct worker *w, struct conn *c)
@@ -644,12 +840,14 @@ static void on_event(struct worker *w, struct conn *c, uint32_t ev)
 			noread_push(w, c);
 		return;
 	}
-	if ((ev & EPOLLOUT) && c->tx < c->len) {
+	if ((ev & EPOLLOUT) && c->kind == K_MEASURED && c->qtx < c->qn) {
+		if (flush_measured(w, c) < 0) {
+			fail(w, c, E_RESET, c->stream_off + c->rx);
+			return;
+		}
+	} else if ((ev & EPOLLOUT) && c->tx < c->len) {
 		if (flush_tx(w, c, UINT32_MAX, 1) < 0) {
-			if (c->kind == K_MEASURED)
-				fail(w, c, E_RESET, c->stream_off + c->rx);
-			else
-				abuse_ended(w, c, 1);
+			abuse_ended(w, c, 1);
 			return;
 		}
 	}
@@ -667,7 +865,10 @@ static void on_timer(struct worker *w, struct conn *c)
 		conn_open(w, c);
 		return;
 	case S_BUSY:
-		fail(w, c, E_TIMEOUT, c->stream_off + c->rx);
+		if (q_at(w, c, 0)->t_start + w->timeout_ns <= w->now)
+			fail(w, c, E_TIMEOUT, c->stream_off + c->rx);
+		else
+			measured_step(w, c); /* open loop: a send is due */
 		return;
 	case S_READY:
 		break;
@@ -676,7 +877,7 @@ static void on_timer(struct worker *w, struct conn *c)
 	}
 	switch (c->kind) {
 	case K_MEASURED:
-		send_next(w, c);
+		measured_step(w, c);
 		break;
 	case K_SLOWLORIS:
 		if (c->tx >= c->len)
@@ -710,6 +911,11 @@ static void enter_measure(struct worker *w)
 {
 	unsigned i;
 
+	if (w->cfg->hdr_log) {
+		w->iv_on = 1;
+		w->iv_cur = 0;
+		w->iv_end = w->ctl->measure_start_ns + 1000000000ull;
+	}
 	for (i = 0; i < w->nslots; i++) {
 		struct conn *c = &w->slots[i];
 
@@ -736,15 +942,6 @@ static void enter_drain(struct worker *w)
 	}
 }
 
-static unsigned busy_count(const struct worker *w)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < w->nslots; i++)
-		n += w->slots[i].state == S_BUSY;
-	return n;
-}
-
 static void publish(struct worker *w)
 {
 	struct st_shared *sh = w->sh;
@@ -758,6 +955,7 @@ static void publish(struct worker *w)
 	__atomic_store_n(&sh->p_bytes, sh->bytes_recv, __ATOMIC_RELAXED);
 	__atomic_store_n(&sh->p_errors, errs, __ATOMIC_RELAXED);
 	__atomic_store_n(&sh->p_opened, sh->opened, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->p_pending, w->pending, __ATOMIC_RELAXED);
 }
 
 static int wait_events(struct worker *w, struct epoll_event *evs,
@@ -803,8 +1001,14 @@ void worker_run(const struct st_config *cfg, struct st_control *ctl,
 	w->slots = calloc(w->nslots ? w->nslots : 1, sizeof(*w->slots));
 	w->heap = calloc(w->nslots ? w->nslots : 1, sizeof(*w->heap));
 	w->rxbuf = malloc(ST_RXBUF);
+	w->depth = cfg->pipeline ? cfg->pipeline : 1;
+	w->ring =
+	    calloc((size_t)(n_meas ? n_meas : 1) * w->depth, sizeof(*w->ring));
+	w->hl = cfg->mode == ST_FRAME ? PROTO_FRAME_HDR : 0;
+	w->dl = cfg->mode == ST_LINE ? 1 : 0;
+	w->timeout_ns = (uint64_t)(cfg->timeout * 1e9);
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!w->slots || !w->heap || !w->rxbuf || w->ep < 0)
+	if (!w->slots || !w->heap || !w->rxbuf || !w->ring || w->ep < 0)
 		_exit(3);
 	hist_init(&w->sh->rt);
 	hist_init(&w->sh->connect);
@@ -857,7 +1061,10 @@ void worker_run(const struct st_config *cfg, struct st_control *ctl,
 		    !w->sh->measure_done)
 			__atomic_store_n(&w->sh->measure_done, 1,
 					 __ATOMIC_RELEASE);
-		if (w->phase == PH_DRAIN && busy_count(w) == 0)
+		/* In the drain every slot but the measured ones with echoes
+		 * awaited is dead (enter_drain), and those die as they
+		 * finish: meas_live counts them, no scan needed. */
+		if (w->phase == PH_DRAIN && w->meas_live == 0)
 			break;
 		publish(w);
 
@@ -868,8 +1075,17 @@ void worker_run(const struct st_config *cfg, struct st_control *ctl,
 			if (d < wait)
 				wait = d;
 		}
+		if (w->iv_on) { /* wake to close the second */
+			uint64_t d =
+			    w->iv_end > w->now ? w->iv_end - w->now : 0;
+
+			if (d < wait)
+				wait = d;
+		}
 		n = wait_events(w, evs, wait);
 		w->now = st_now_ns();
+		if (w->iv_on && w->now >= w->iv_end)
+			iv_rotate(w);
 		for (i = 0; i < (unsigned)(n > 0 ? n : 0); i++) {
 			struct conn *c = &w->slots[(uint32_t)evs[i].data.u64];
 
@@ -898,6 +1114,12 @@ void worker_run(const struct st_config *cfg, struct st_control *ctl,
 	}
 	for (i = 0; i < w->nslots; i++)
 		conn_close(w, &w->slots[i], 0);
+	if (w->iv_on) { /* the last, partial second */
+		w->now = st_now_ns();
+		iv_rotate(w);
+		__atomic_store_n(&w->sh->iv.pub, w->iv_cur + 1,
+				 __ATOMIC_RELEASE);
+	}
 	publish(w);
 	__atomic_store_n(&w->sh->finished, 1, __ATOMIC_RELEASE);
 	_exit(0);

@@ -9,6 +9,9 @@
  *   extra  after the read that holds byte 1000, sends one byte more
  *   close  after 1000 bytes, echoes half of the next read and closes
  *   stall  serves nothing for 1 s out of every 2 s (correct bytes)
+ *   swap   echoes lines 2 and 3 of each connection ('\n'-delimited, the
+ *          second at most HOLD bytes) in swapped order, the rest intact:
+ *          an ordering error that only a pipelining client can see
  *   none   a correct echo
  * Prints "listening on ADDR:PORT" on stderr like echod.
  */
@@ -30,14 +33,17 @@
 #define BUFSZ	 16384
 #define EVERY	 1000
 #define STALL_MS 1000
+#define HOLD	 4096
 
-enum fault { F_NONE, F_FLIP, F_DROP, F_DUP, F_EXTRA, F_CLOSE, F_STALL };
+enum fault { F_NONE, F_FLIP, F_DROP, F_DUP, F_EXTRA, F_CLOSE, F_STALL, F_SWAP };
 
 struct conn {
 	int fd;
-	unsigned long long seen; /* bytes read so far */
-	size_t off, len;
+	unsigned long long seen;  /* bytes read so far */
+	unsigned long long lines; /* swap: delimiters read so far */
+	size_t off, len, held;
 	unsigned char out[2 * BUFSZ];
+	unsigned char hold[HOLD]; /* swap: line 2, until line 3 is out */
 };
 
 static enum fault fault;
@@ -93,6 +99,17 @@ static int transform(struct conn *c, const unsigned char *in, size_t n)
 		unsigned char b = in[i];
 		int hit = (++c->seen % EVERY) == 0;
 
+		if (fault == F_SWAP) {
+			if (c->lines == 1 && c->held < HOLD)
+				c->hold[c->held++] = b;
+			else if (c->lines != 1)
+				c->out[c->len++] = b;
+			if (b == '\n' && ++c->lines == 3) {
+				memcpy(c->out + c->len, c->hold, c->held);
+				c->len += c->held;
+			}
+			continue;
+		}
 		if (hit && fault == F_FLIP)
 			b ^= 1;
 		if (hit && fault == F_DROP)
@@ -179,6 +196,8 @@ int main(int argc, char **argv)
 		fault = F_CLOSE;
 	else if (!strcmp(fs, "stall"))
 		fault = F_STALL;
+	else if (!strcmp(fs, "swap"))
+		fault = F_SWAP;
 	else if (strcmp(fs, "none") != 0) {
 		fprintf(stderr, "bad_echo: unknown fault '%s'\n", fs);
 		return 2;

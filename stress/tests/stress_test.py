@@ -7,14 +7,21 @@ echo-stress against it with --json, and checks the exit status and the
 counts. Everything is bounded in time; servers are stopped by pid.
 """
 import argparse
+import base64
 import json
+import math
 import os
 import re
+import resource
+import selectors
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 
 ARGS = None
 FAILS = []
@@ -198,6 +205,314 @@ def case_stall():
     with_server([ARGS.bad, "--fault", "stall", "-p", "0"], run)
 
 
+def case_pipeline_good():
+    # Several messages in flight per connection, every framing: all
+    # verified, one latency sample per message, counts exact with -n.
+    def run(port):
+        for mode, size, depth in (("raw", "1-3000", 8), ("line", "0-3000", 8),
+                                  ("frame", "0-3000", 32)):
+            r, rep = stress(port, "-c", 8, "-j", 2, "-n", 300, "-m", mode,
+                            "-s", size, "--pipeline", depth)
+            check(r.returncode == 0, "%s --pipeline %d: exit 0" %
+                  (mode, depth))
+            if rep:
+                check(rep["messages"] == 8 * 300 and
+                      rep["errors"]["total"] == 0,
+                      "%s: 2400 messages, no errors (%d)" %
+                      (mode, rep["messages"]))
+                check(rep["bytes_received"] == rep["bytes_sent"],
+                      "%s: every byte sent came back verified" % mode)
+                check(rep["latency_us"]["round_trip"]["count"] ==
+                      rep["messages"], "%s: one sample per message" % mode)
+                check(rep["config"]["pipeline"] == depth,
+                      "JSON config shows the pipeline depth")
+        # with --churn: the window never crosses a reconnect
+        r, rep = stress(port, "-c", 4, "-j", 1, "-n", 200, "--churn", 7,
+                        "--pipeline", 5)
+        check(r.returncode == 0, "--churn 7 --pipeline 5: exit 0")
+        if rep:
+            check(rep["messages"] == 800 and rep["errors"]["total"] == 0,
+                  "800 messages, no errors (%d)" % rep["messages"])
+            check(rep["connections"]["opened"] == 4 * 29,
+                  "a new connection every 7 round trips (%d)" %
+                  rep["connections"]["opened"])
+    with_server([ARGS.good, "-p", "0"], run)
+
+
+def case_pipeline_faults():
+    # Every fault of bad_echo is still caught with 8 messages in flight,
+    # and located at the byte where it struck. An extra byte inside a
+    # pipelined stream reads as a wrong byte of the next message, so it
+    # may be counted as a mismatch rather than as extra bytes.
+    opts = ("-c", 4, "-j", 1, "-d", 1, "-s", 64, "--pipeline", 8)
+    cases = (("flip", ("mismatch",), (999, 999)),
+             ("drop", ("mismatch",), (999, 1100)),
+             ("dup", ("mismatch",), (999, 1100)),
+             ("extra", ("extra_bytes", "mismatch"), (1000, 1700)),
+             # the server closes with our next messages unread: its
+             # kernel resets, which may cut echoes already on their way
+             ("close", ("short_echo", "reset"), (0, 1000 + 16384)))
+    for fault, kinds, (lo, hi) in cases:
+        def run(port):
+            r, rep = stress(port, "--timeout", 2, *opts)
+            check(r.returncode == 1, "exit 1 against '%s' with --pipeline 8"
+                  " (got %d)" % (fault, r.returncode))
+            if not rep:
+                return
+            n = sum(rep["errors"][k] for k in kinds)
+            check(n > 0, "'%s' caught as %s (%d)" % (fault, "/".join(kinds),
+                                                       n))
+            firsts = [rep["first_errors"][k]["offset"] for k in kinds
+                      if k in rep["first_errors"]]
+            check(firsts and lo <= min(firsts) <= hi,
+                  "first error of '%s' at byte %s, in %d..%d" %
+                  (fault, firsts, lo, hi))
+        with_server([ARGS.bad, "--fault", fault, "-p", "0"], run)
+
+
+def case_pipeline_swap():
+    # bad_echo --fault swap echoes lines 2 and 3 in swapped order: with
+    # messages in flight the order is checked (a mismatch at line 2, bytes
+    # 65..129 with 64-byte payloads); with one in flight line 2 is never
+    # echoed alone, so it times out. Either way: caught.
+    def run(port):
+        r, rep = stress(port, "-c", 4, "-j", 1, "-d", 1, "-m", "line",
+                        "-s", 64, "--pipeline", 8, "--timeout", 2)
+        check(r.returncode == 1, "exit 1 against swapped messages")
+        if rep:
+            check(rep["errors"]["mismatch"] > 0, "ordering error counted as "
+                  "a mismatch (%d)" % rep["errors"]["mismatch"])
+            f = rep["first_errors"].get("mismatch")
+            check(f is not None and 65 <= f["offset"] <= 129,
+                  "located in the second message (%s)" % f)
+        r, rep = stress(port, "-c", 2, "-j", 1, "-d", 1, "-m", "line",
+                        "-s", 64, "--timeout", 0.5)
+        check(r.returncode == 1, "--pipeline 1: caught too")
+        if rep:
+            check(rep["errors"]["timeout"] > 0, "as a timeout (%d)" %
+                  rep["errors"]["timeout"])
+    with_server([ARGS.bad, "--fault", "swap", "-p", "0"], run)
+
+
+def case_pipeline_open_loop():
+    # Open loop keeps its schedule with a window, and still measures from
+    # the intended send time: a server that stalls 1 s in 2 shows it.
+    def run(port):
+        r, rep = stress(port, "-c", 4, "-j", 1, "-d", 2, "--rate", 2000,
+                        "--pipeline", 4)
+        check(r.returncode == 0, "exit 0")
+        if rep:
+            n = rep["messages"]
+            check(3200 <= n <= 4400, "open loop kept the rate (%d msgs)" % n)
+    with_server([ARGS.good, "-p", "0"], run)
+
+    def run_stall(port):
+        r, rep = stress(port, "-c", 4, "-j", 1, "-d", 3, "--rate", 400,
+                        "--pipeline", 8, timeout=40)
+        if rep:
+            p99 = rep["latency_us"]["round_trip"]["p99"]
+            check(p99 >= 500000, "open-loop p99 %d us shows the 1 s stalls"
+                  % p99)
+            check(rep["messages"] >= 900, "the schedule was kept (%d)" %
+                  rep["messages"])
+    with_server([ARGS.bad, "--fault", "stall", "-p", "0"], run_stall)
+
+
+class PyEcho:
+    """An echo server in a thread of the test (selectors, non-blocking),
+    noting the peer address of every connection it accepts."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.ls = socket.socket(socket.AF_INET6 if ":" in host
+                                else socket.AF_INET)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host, 0))
+        self.ls.listen(1024)
+        self.ls.setblocking(False)
+        self.port = self.ls.getsockname()[1]
+        self.peers = []
+        self.stopping = False
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.ls, selectors.EVENT_READ)
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stopping:
+            for key, _ in self.sel.select(0.1):
+                s = key.fileobj
+                if s is self.ls:
+                    try:
+                        c, peer = s.accept()
+                    except BlockingIOError:
+                        continue
+                    self.peers.append(peer)
+                    c.setblocking(False)
+                    self.sel.register(c, selectors.EVENT_READ)
+                    continue
+                try:
+                    d = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    d = b""
+                if not d:
+                    self.sel.unregister(s)
+                    s.close()
+                    continue
+                s.setblocking(True)  # echoes here are small: send it all
+                try:
+                    s.sendall(d)
+                except OSError:
+                    pass
+                s.setblocking(False)
+
+    def stop(self):
+        self.stopping = True
+        self.t.join(5)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+
+
+def case_source():
+    # --source: connections spread round-robin over the local addresses
+    # (a range and a list), as the server sees them.
+    srv = PyEcho()
+    try:
+        r, rep = stress(srv.port, "-c", 20, "-j", 2, "-n", 20, "--pipeline",
+                        4, "--source", "127.0.0.2-127.0.0.11")
+        check(r.returncode == 0, "exit 0 with --source A-B")
+        peers = [p[0] for p in srv.peers]
+        want = ["127.0.0.%d" % i for i in range(2, 12)]
+        check(sorted(set(peers)) == sorted(want),
+              "the server saw 10 distinct peer addresses (%s)" %
+              sorted(set(peers)))
+        check(all(peers.count(a) == 2 for a in want),
+              "two connections from each (%s)" %
+              [peers.count(a) for a in want])
+        if rep:
+            check(rep["messages"] == 400 and rep["errors"]["total"] == 0,
+                  "400 messages verified (%d)" % rep["messages"])
+            check(rep["config"]["sources"] == 10, "JSON: 10 sources")
+        srv.peers = []
+        r, rep = stress(srv.port, "-c", 6, "-j", 1, "-n", 5, "--source",
+                        "127.0.0.21,127.0.0.23-127.0.0.24")
+        check(r.returncode == 0, "exit 0 with --source A,B-C")
+        peers = sorted(p[0] for p in srv.peers)
+        check(peers == ["127.0.0.21"] * 2 + ["127.0.0.23"] * 2 +
+              ["127.0.0.24"] * 2, "list and range, round-robin (%s)" % peers)
+    finally:
+        srv.stop()
+
+
+def run_limits(args, nofile=None):
+    def lower():
+        if nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    r = subprocess.run([ARGS.stress, "--dry-run"] + args + ["127.0.0.1", "9"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=10, preexec_fn=lower)
+    print("$ echo-stress --dry-run %s -> %d\n%s" % (" ".join(args),
+                                                    r.returncode, r.stderr))
+    return r.returncode, r.stderr
+
+
+def case_limits():
+    # Limits that would stop a run are said before it starts, each with
+    # what to change; --dry-run checks without running.
+    rc, err = run_limits(["-c", "2000", "-j", "1"], nofile=500)
+    check(rc == 1 and re.search(r"limit: descriptors: 2000 connections over "
+                                r"1 workers need 2016 .* limit per process "
+                                r"is 500 .*use -j 5 or more", err),
+          "descriptors per process: refused, -j 5 suggested")
+    rc, err = run_limits(["-c", "2000", "-j", "5"], nofile=500)
+    check(rc == 0 and "limits:" in err, "-j 5 fits in 500 descriptors")
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range")
+                 .read().split())
+    n = hi - lo + 1 + 1000
+    w = (n + 899) // 900
+    rc, err = run_limits(["-c", str(n), "-j", str(w)], nofile=1000)
+    check(rc == 1 and re.search(r"limit: local ports: %d connections .* "
+                                r"use --source with 2 addresses" % n, err)
+          and "descriptors" not in err,
+          "local ports of one address: refused, --source suggested")
+    rc, err = run_limits(["-c", str(n), "-j", str(w), "--source",
+                          "127.0.0.2-127.0.0.3"], nofile=1000)
+    check(rc == 0, "two source addresses are enough")
+    rc, err = run_limits(["-c", "3", "--source", "127.0.0.2,192.0.2.7"])
+    check(rc == 1 and "--source 192.0.2.7: cannot bind" in err and
+          "127.0.0.2" not in err, "an address not of this host: refused")
+    rc, err = run_limits(["-c", "3", "--source", "::1"])
+    check(rc == 2 and "::1 is IPv6, the server address is IPv4" in err,
+          "family mismatch: usage error")
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        if int(st.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(int(d))
+    return kids
+
+
+def sockets_of(pid):
+    n = 0
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(
+                    "socket:")
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+def gone(pid):
+    """The process has exited (a zombie, or reaped)."""
+    try:
+        st = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        return True
+    return st.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def case_reuseport():
+    # epoll_echo -j 3: three processes on one port (SO_REUSEPORT), the
+    # connections spread over them; stopping the first stops them all.
+    s = Server([ARGS.good, "-p", "0", "-j", "3"])
+    try:
+        kids = children_of(s.p.pid)
+        check(len(kids) == 2, "two more processes (%s)" % kids)
+        argv = [ARGS.stress, "-c", "60", "-j", "2", "-d", "2", "127.0.0.1",
+                str(s.port)]
+        st = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        socks = []
+        while st.poll() is None and sum(socks) != 63:
+            time.sleep(0.1)
+            socks = [sockets_of(p) for p in [s.p.pid] + kids]
+        out, _ = st.communicate(timeout=30)
+        check(st.returncode == 0, "echo-stress passes (%d)" % st.returncode)
+        # one listener each, plus its share of the 60 connections
+        check(sum(socks) == 63 and min(socks) >= 2,
+              "60 connections spread over 3 processes (%s)" % socks)
+    finally:
+        s.stop()
+    deadline = time.time() + 5
+    while time.time() < deadline and not all(map(gone, kids)):
+        time.sleep(0.05)
+    check(all(map(gone, kids)), "the others died with the first (%s)" %
+          [k for k in kids if not gone(k)])
+
+
 def case_refused():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -290,6 +605,352 @@ def case_hdr():
     with_server([ARGS.good, "-p", "0"], run)
 
 
+def hdr_value_range(index, digits=2, lowest=1):
+    """HdrHistogram's counts index -> (lowest, highest) equivalent value,
+    from its definition (sub-bucket count 2^ceil(log2(2 * 10^digits)))."""
+    sub_count_mag = (2 * 10 ** digits - 1).bit_length()
+    half_mag = sub_count_mag - 1
+    unit_mag = lowest.bit_length() - 1
+    bucket = (index >> half_mag) - 1
+    sub = (index & ((1 << half_mag) - 1)) + (1 << half_mag)
+    if bucket < 0:
+        sub -= 1 << half_mag
+        bucket = 0
+    lo = sub << (bucket + unit_mag)
+    return lo, lo + (1 << (bucket + unit_mag)) - 1
+
+
+def hdr_decode(b64):
+    """An independent decoder of HdrHistogram's V2 compressed encoding:
+    base64, the compressed cookie, zlib, the encoding header, ZigZag LEB128
+    counts with negative runs of zeros. Returns (header dict, {index: n})."""
+    raw = base64.b64decode(b64, validate=True)
+    ccookie, clen = struct.unpack(">Ii", raw[:8])
+    if ccookie != 0x1c849314 or clen != len(raw) - 8:
+        raise ValueError("compressed cookie %#x, length %d of %d" %
+                         (ccookie, clen, len(raw) - 8))
+    data = zlib.decompress(raw[8:])
+    (cookie, plen, norm, digits, lowest, highest,
+     ratio) = struct.unpack(">Iiiiqqd", data[:40])
+    if cookie != 0x1c849313 or plen != len(data) - 40:
+        raise ValueError("cookie %#x, payload %d of %d" %
+                         (cookie, plen, len(data) - 40))
+    counts, idx, pos = {}, 0, 40
+    while pos < len(data):
+        v, shift, k = 0, 0, 0
+        while True:
+            b = data[pos]
+            pos += 1
+            k += 1
+            if k == 9:  # the ninth byte takes all 8 bits
+                v |= b << shift
+                break
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        v = (v >> 1) ^ -(v & 1)
+        if v < 0:
+            idx += -v
+        else:
+            if v:
+                counts[idx] = v
+            idx += 1
+    hdr = dict(normalizing_offset=norm, digits=digits, lowest=lowest,
+               highest=highest, ratio=ratio, length=idx)
+    return hdr, counts
+
+
+def case_hdr_log():
+    # --hdr-log: HdrHistogram's interval log, decoded here from the format
+    # (not with echo-stress's code): the header lines readers expect, one
+    # histogram per second, and together exactly the run's histogram.
+    def run(port):
+        fd, log = tempfile.mkstemp(suffix=".hlog")
+        os.close(fd)
+        r, rep = stress(port, "-c", 8, "-j", 2, "-d", 2.5, "--pipeline", 4,
+                        "--hdr-log", log)
+        check(r.returncode == 0, "exit 0")
+        lines = open(log).read().splitlines()
+        js = hdr_js_read(log)
+        os.unlink(log)
+        head = [l for l in lines if l.startswith("#") or l.startswith('"')]
+        body = lines[len(head):]
+        check("#[Histogram log format version 1.3]" in head,
+              "format version line")
+        st = [re.match(r"#\[StartTime: (\d+\.\d{3}) \(seconds since epoch\)"
+                       r", \w{3} \w{3} \d\d \d\d:\d\d:\d\d \S+ \d{4}\]$", l)
+              for l in head]
+        st = [m for m in st if m]
+        check(len(st) == 1 and abs(float(st[0].group(1)) - time.time()) < 60,
+              "StartTime line, seconds since the epoch and a date")
+        check(st and "#[BaseTime: %s (seconds since epoch)]" % st[0].group(1)
+              in head, "BaseTime line equal to the start time")
+        check(head[-1] == '"StartTimestamp","Interval_Length","Interval_Max",'
+              '"Interval_Compressed_Histogram"', "legend line, last")
+        check(all(len(l) < 128 for l in head),
+              "header lines short enough for HdrHistogram_c's reader")
+        total, union, mx, ok = 0, {}, 0, True
+        for k, line in enumerate(body):
+            f = line.split(",")
+            ok &= len(f) == 4 and f[0] == "%d.000" % k
+            ln = float(f[1])
+            ok &= ln == 1.0 if k < len(body) - 1 else 0 < ln <= 1.0
+            hdr, counts = hdr_decode(f[3])
+            ok &= hdr == dict(normalizing_offset=0, digits=2, lowest=1,
+                              highest=2 ** 32 - 1, ratio=1.0,
+                              length=hdr["length"])
+            for i, n in counts.items():
+                union[hdr_value_range(i)] = union.get(hdr_value_range(i),
+                                                      0) + n
+            total += sum(counts.values())
+            if counts:
+                top = hdr_value_range(max(counts))
+                ok &= top[0] <= float(f[2]) * 1000 <= top[1]
+                ok &= hdr["length"] == max(counts) + 1
+            mx = max(mx, round(float(f[2]) * 1000))
+        check(len(body) == 3 and ok, "%d intervals: 0, 1, 2 s, V2 headers, "
+              "Interval_Max in ms inside the top bucket" % len(body))
+        if rep:
+            rt = rep["latency_us"]["round_trip"]
+            check(total == rep["messages"] and total > 1000,
+                  "decoded counts add up to the messages measured "
+                  "(%d, %d)" % (total, rep["messages"]))
+            check(union == {(lo, hi): n for lo, hi, n in rt["buckets"]},
+                  "the intervals add up to the run's histogram, "
+                  "bucket by bucket")
+            check(mx == rt["max"], "max of the interval maxima is the "
+                  "run's max (%d, %d)" % (mx, rt["max"]))
+            if js is None:
+                print("skip the check with hdr-histogram-js: node cannot "
+                      "load it (npm install hdr-histogram-js; NODE_PATH)")
+            else:
+                check(js["intervals"] == len(body) and
+                      js["total"] == rep["messages"] and
+                      [js["p50"], js["p99"], js["p999"]] ==
+                      [rt["p50"], rt["p99"], rt["p99_9"]],
+                      "hdr-histogram-js's HistogramLogReader reads the same "
+                      "(%s)" % js)
+    with_server([ARGS.good, "-p", "0"], run)
+
+
+HDR_JS = r"""
+const hdr = require("hdr-histogram-js");
+const fs = require("fs");
+const rd = new hdr.HistogramLogReader(fs.readFileSync(process.argv[1], "utf8"));
+const acc = hdr.build({lowestDiscernibleValue: 1,
+                       highestTrackableValue: 2 ** 32 - 1,
+                       numberOfSignificantValueDigits: 2});
+let n = 0, h;
+while ((h = rd.nextIntervalHistogram()) != null) { n++; acc.add(h); }
+console.log(JSON.stringify({intervals: n, total: acc.totalCount,
+  p50: acc.getValueAtPercentile(50), p99: acc.getValueAtPercentile(99),
+  p999: acc.getValueAtPercentile(99.9)}));
+"""
+
+
+def hdr_js_read(path):
+    """The log read by HdrHistogram's JavaScript implementation, when node
+    and the hdr-histogram-js package are there; else None."""
+    try:
+        r = subprocess.run(["node", "-e", HDR_JS, path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)
+
+
+def percentile(buckets, total, mx, p):
+    """The value at percentile p of a bucket list, as HdrHistogram (and
+    echo-stress) define it: the top of the bucket holding the
+    ceil(p% x total)-th sample, never above the exact max."""
+    want = max(1, math.ceil(p / 100.0 * total))
+    acc = 0
+    for lo, hi, n in sorted(buckets):
+        acc += n
+        if acc >= want:
+            return min(hi, mx)
+    return mx
+
+
+def case_merge():
+    # Two runs at once against one server (different sizes, windows and
+    # rates), merged: every count is the sum, the histogram is the sum
+    # bucket by bucket, and the percentiles are those of all samples
+    # together, computed here from the union of the two reports' buckets.
+    def run(port):
+        tmp = tempfile.mkdtemp()
+        ja, jb = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
+        jm, hm = os.path.join(tmp, "m.json"), os.path.join(tmp, "m.hdr")
+        base = [ARGS.stress, "-j", "1", "127.0.0.1", str(port)]
+        pa = subprocess.Popen(base + ["-c", "6", "-n", "400", "-s", "1-500",
+                                      "--pipeline", "3", "--rate", "2400",
+                                      "--json", ja],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        pb = subprocess.Popen(base + ["-c", "4", "-n", "300", "-s", "64",
+                                      "--rate", "1500", "--json", jb],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        check(pa.wait(30) == 0 and pb.wait(30) == 0, "both runs pass")
+        r = subprocess.run([ARGS.stress, "merge", "--json", jm, "--hdr", hm,
+                            ja, jb], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+        sys.stdout.write(r.stdout + r.stderr)
+        check(r.returncode == 0, "merge: exit 0")
+        a, b, m = [json.load(open(f)) for f in (ja, jb, jm)]
+        check(m["messages"] == 6 * 400 + 4 * 300 == a["messages"] +
+              b["messages"], "messages: the sum (%d)" % m["messages"])
+        for key in ("bytes_sent", "bytes_received"):
+            check(m[key] == a[key] + b[key], "%s: the sum" % key)
+        check(m["connections"]["opened"] == 10 and
+              m["config"]["connections"] == 10, "connections: the sum")
+        check(m["config"]["rate"] == 3900 and m["config"]["workers"] == 2,
+              "rate and workers: the sum")
+        check(abs(m["messages_per_s"] - a["messages_per_s"] -
+                  b["messages_per_s"]) < 0.01, "rates: the sum")
+        for name in ("round_trip", "connect"):
+            la, lb, lm = (x["latency_us"][name] for x in (a, b, m))
+            union = {}
+            for lo, hi, n in la["buckets"] + lb["buckets"]:
+                union[(lo, hi)] = union.get((lo, hi), 0) + n
+            merged = {(lo, hi): n for lo, hi, n in lm["buckets"]}
+            check(merged == union, "%s: histogram = the sum, bucket by "
+                  "bucket (%d buckets)" % (name, len(union)))
+            check(lm["count"] == la["count"] + lb["count"] and
+                  lm["max"] == max(la["max"], lb["max"]) and
+                  lm["min"] == min(la["min"], lb["min"]),
+                  "%s: count summed, max = max, min = min" % name)
+            ub = [[lo, hi, n] for (lo, hi), n in union.items()]
+            want = [percentile(ub, lm["count"], lm["max"], p)
+                    for p in (50, 90, 99, 99.9)]
+            got = [lm[k] for k in ("p50", "p90", "p99", "p99_9")]
+            check(got == want, "%s: percentiles of the union %s, not an "
+                  "average of %s and %s" % (name, want,
+                                            [la[k] for k in ("p50", "p99")],
+                                            [lb[k] for k in ("p50", "p99")]))
+            mean = (la["sum"] + lb["sum"]) / lm["count"]
+            check(abs(lm["mean"] - mean) < 0.001, "%s: exact mean" % name)
+        mg = m.get("merge", {})
+        ta, tb = a["times_unix"], b["times_unix"]
+        want = {"start_skew_s": abs(ta["start"] - tb["start"]),
+                "measure_start_skew_s": abs(ta["measure_start"] -
+                                            tb["measure_start"]),
+                "measure_end_skew_s": abs(ta["measure_end"] -
+                                          tb["measure_end"]),
+                "measure_overlap_s": min(ta["measure_end"],
+                                         tb["measure_end"]) -
+                max(ta["measure_start"], tb["measure_start"])}
+        check(mg.get("reports") == 2 and
+              all(abs(mg[k] - v) < 1e-5 for k, v in want.items()) and
+              mg["start_skew_s"] < 5, "start skews and overlap shown, from "
+              "the reports' times (%s)" % mg)
+        rows = [l.split() for l in open(hm)
+                if len(l.split()) == 3 and not l.startswith("#")]
+        check(rows and rows[-1][2] == str(m["messages"]),
+              "--hdr of the merge: total count %s" % (rows and rows[-1][2]))
+        check("merged 2 reports" in r.stdout and "result: PASS" in r.stdout,
+              "summary says what was merged")
+    with_server([ARGS.good, "-p", "0"], run)
+
+    # A report with errors makes the merge fail; bad input is said.
+    def run_bad(port):
+        r, rep = stress(port, "-c", 2, "-j", 1, "-d", 1, "-s", 64,
+                        "--timeout", 1)
+        fd, jf = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        json.dump(rep, open(jf, "w"), indent=1)  # pretty-printed: fine
+        m = subprocess.run([ARGS.stress, "merge", jf, jf],
+                           stdout=subprocess.PIPE, text=True, timeout=30)
+        check(m.returncode == 1 and "result: FAIL" in m.stdout and
+              "mismatch %d" % (2 * rep["errors"]["mismatch"]) in m.stdout,
+              "errors of a report: summed, merge exit 1")
+        with open(jf, "w") as f:
+            f.write('{"config": {"host": "x"')
+        for args, rc in (([jf], 1), (["/nonexistent.json"], 1), ([], 2),
+                         (["--bogus", jf], 2)):
+            m = subprocess.run([ARGS.stress, "merge"] + args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=30)
+            check(m.returncode == rc and m.stderr.startswith(
+                "echo-stress merge: ") and m.stdout == "",
+                "merge %s -> exit %d, said (%r)" % (args, rc,
+                                                   m.stderr.strip()))
+        os.unlink(jf)
+    with_server([ARGS.bad, "--fault", "flip", "-p", "0"], run_bad)
+
+
+def case_progress():
+    # A long connect phase (--connect-rate) shows, each second, how many
+    # connections are open of all, how many are being connected and the
+    # rate; the measure phase shows messages.
+    def run(port):
+        argv = [ARGS.stress, "-c", "40", "-j", "2", "-d", "1",
+                "--connect-rate", "15", "127.0.0.1", str(port)]
+        r = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+        print(r.stderr)
+        check(r.returncode == 0, "exit 0")
+        conn = re.findall(r"^\[ *[\d.]+s\] connect (\d+)/40 open, (\d+) "
+                          r"connecting, (\d+) conn/s, 0 errors$", r.stderr,
+                          re.M)
+        check(len(conn) >= 2 and all(int(o) < 40 for o, _, _ in conn) and
+              int(conn[0][0]) < int(conn[-1][0]) and
+              all(8 <= int(c) <= 25 for _, _, c in conn),
+              "connect phase: open/all, connecting and conn/s each second "
+              "(%s)" % conn)
+        check(re.search(r"^\[ *[\d.]+s\] measure 40 open \(40 opened\), "
+                        r"\d+ msg/s", r.stderr, re.M) or
+              "measure phase done" in r.stderr,
+              "measure phase: messages")
+    with_server([ARGS.good, "-p", "0"], run)
+
+
+def case_plot():
+    # stress/plot.py: the percentile curve from a report's buckets agrees
+    # with the report's own percentiles; PNGs drawn when matplotlib is
+    # there.
+    plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "plot.py")
+
+    def run(port):
+        tmp = tempfile.mkdtemp()
+        r, rep = stress(port, "-c", 4, "-j", 1, "-n", 500, "-s", "1-300")
+        check(r.returncode == 0 and rep is not None, "a run to plot")
+        jf = os.path.join(tmp, "r.json")
+        json.dump(rep, open(jf, "w"))
+        d = subprocess.run([sys.executable, plot, "--data", "run=" + jf],
+                           stdout=subprocess.PIPE, text=True, timeout=60)
+        check(d.returncode == 0, "plot.py --data: exit 0")
+        s = json.loads(d.stdout)[0]
+        rt = rep["latency_us"]["round_trip"]
+        check(s["label"] == "run" and
+              [round(s["at"][k] * 1000) for k in ("50", "99", "99.9")] ==
+              [rt["p50"], rt["p99"], rt["p99_9"]],
+              "curve at 50/99/99.9 %% = the report's p50/p99/p99.9 (%s)" %
+              s["at"])
+        c = s["curve"]
+        check(len(c) > 100 and c[0][0] == 50.0 and
+              abs(c[-1][0] - 99.99) < 1e-9 and
+              all(a[1] <= b[1] for a, b in zip(c, c[1:])),
+              "curve: 50 %% to 99.99 %%, never decreasing (%d points)" %
+              len(c))
+        p = subprocess.run([sys.executable, plot, "--out", tmp, "run=" + jf],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        if "needs matplotlib" in p.stderr:
+            print("skip drawing: " + p.stderr.strip())
+        else:
+            pngs = p.stdout.split()
+            check(p.returncode == 0 and len(pngs) == 2 and
+                  all(open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+                      for f in pngs), "latency.png and rates.png drawn")
+    with_server([ARGS.good, "-p", "0"], run)
+
+
 def case_bad_options():
     bad = [["--bogus"], ["-c", "0"], ["-c", "12x"], ["-c"], ["-j", "0"],
            ["-d", "-1"], ["-d", "abc"], ["-n", "0"], ["-s", "5-3"],
@@ -300,6 +961,11 @@ def case_bad_options():
            ["--abuse", "idle=0"], ["--abuse", "oversize=1"],
            ["-m", "line", "-s", "70000"], ["--timeout", "0"],
            ["host", "70000"], ["host", "1", "extra"],
+           ["--pipeline", "0"], ["--pipeline", "1025"],
+           ["-c", "20000", "--pipeline", "1000"], ["--source", ""],
+           ["--source", "127.0.0.1,"], ["--source", "300.1.1.1"],
+           ["--source", "127.0.0.9-127.0.0.2"],
+           ["--source", "::1-::2"], ["--source", "10.0.0.0-10.1.0.0"],
            ["no.such.host.invalid", "1"]]
     for b in bad:
         r = subprocess.run([ARGS.stress] + b, stdout=subprocess.PIPE,
