@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include "conn.h"
 #include "log.h"
 #include "net.h"
+#include "parse.h"
 #include "opts.h"
 #include "sandbox.h"
 #include "server_sys.h"
@@ -47,7 +49,7 @@ static char *wanted(const struct echod_opts *o, char *buf, size_t len)
  * (not a terminal a compromised child could read), and whatever else the
  * invoker leaked to us is closed.
  */
-static void detach_descriptors(void)
+static void detach_descriptors(int keep_below)
 {
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
@@ -57,7 +59,7 @@ static void detach_descriptors(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	close_range(STDERR_FILENO + 1, ~0u, 0);
+	close_range((unsigned)keep_below, ~0u, 0);
 }
 
 /* Whether fds a and b are the same open socket (inetd gives a service
@@ -133,12 +135,74 @@ static int serve_inetd(const struct echod_opts *o)
 	conn_run(STDIN_FILENO, (struct sockaddr *)&peer, plen, &ctx);
 }
 
+/*
+ * systemd socket activation (Accept=no): LISTEN_PID is ours and LISTEN_FDS
+ * listening stream sockets start at fd 3. Returns how many (0: none were
+ * passed), or -1 with a message in err (a usage error: status 2). The
+ * variables are unset either way, so that nothing later sees them.
+ */
+static int passed_listeners(const struct echod_opts *o, int *fds, char *err,
+			    size_t errlen)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	uint64_t v = 0, p = 0;
+	int i;
+
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (pid == NULL || n == NULL || parse_u64(pid, 1, UINT32_MAX, &p) < 0 ||
+	    p != (uint64_t)getpid())
+		return 0;
+	if (parse_u64(n, 0, OPTS_LISTEN_FDS_MAX, &v) < 0) {
+		snprintf(err, errlen,
+			 "LISTEN_FDS '%.16s': expected 0-%d passed sockets", n,
+			 OPTS_LISTEN_FDS_MAX);
+		return -1;
+	}
+	if (v > 0 && (o->port_set || o->bind_set)) {
+		snprintf(err, errlen,
+			 "-p and -b cannot be used with sockets passed by "
+			 "systemd (LISTEN_FDS)");
+		return -1;
+	}
+	for (i = 0; i < (int)v; i++) {
+		int fd = 3 + i, type = 0, acc = 0, fl;
+		socklen_t tl = sizeof(type), al = sizeof(acc);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    type != SOCK_STREAM ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
+		    !acc || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+		    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+			snprintf(err, errlen,
+				 "passed fd %d is not a listening TCP socket",
+				 fd);
+			return -1;
+		}
+		/* As net_listen() makes its own: non-blocking, closed on
+		 * exec, urgent bytes inline for the children. */
+		fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		acc = 1;
+		(void)setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &acc,
+				 sizeof(acc));
+		fds[i] = fd;
+	}
+	return (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	struct echod_opts o;
 	struct server_sys srv;
 	char err[256], name[NET_ADDRSTRLEN];
-	int lfd;
+	static char names[OPTS_LISTEN_FDS_MAX][NET_ADDRSTRLEN];
+	int lfd, fds[OPTS_LISTEN_FDS_MAX], nfds, i;
 
 	if (opts_parse(&o, argc, argv, err, sizeof(err)) < 0) {
 		dprintf(STDERR_FILENO,
@@ -160,7 +224,12 @@ int main(int argc, char **argv)
 	log_init("echod", (enum log_level)o.verbosity);
 	if (o.inetd)
 		return serve_inetd(&o);
-	detach_descriptors();
+	nfds = passed_listeners(&o, fds, err, sizeof(err));
+	if (nfds < 0) {
+		dprintf(STDERR_FILENO, "echod: %s\n", err);
+		return 2;
+	}
+	detach_descriptors(3 + nfds);
 	if (o.syslog && log_open_syslog() < 0)
 		log_fatal("--syslog: cannot connect to %s: %s", LOG_SYSLOG_PATH,
 			  strerror(errno));
@@ -176,16 +245,41 @@ int main(int argc, char **argv)
 		log_fatal("cannot allocate the connection table or the report "
 			  "socket: %s",
 			  strerror(errno));
-	lfd = net_listen(&o, name, sizeof(name), err, sizeof(err));
-	if (lfd < 0)
-		log_fatal("cannot listen on %s: %s",
-			  wanted(&o, name, sizeof(name)), err);
+	if (server_sys_notify_init(&srv, o.metrics_interval) < 0)
+		log_fatal("NOTIFY_SOCKET: %s", strerror(errno));
+	if (nfds > 0) {
+		lfd = fds[0];
+		server_sys_listen_more(&srv, fds + 1, nfds - 1);
+		for (i = 0; i < nfds; i++) {
+			/* Named now: the filter forbids getsockname(). */
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+
+			snprintf(names[i], sizeof(names[i]), "fd %d", fds[i]);
+			if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) ==
+			    0)
+				net_addr_str((struct sockaddr *)&ss, sl,
+					     names[i], sizeof(names[i]));
+		}
+	} else {
+		lfd = net_listen(&o, name, sizeof(name), err, sizeof(err));
+		if (lfd < 0)
+			log_fatal("cannot listen on %s: %s",
+				  wanted(&o, name, sizeof(name)), err);
+	}
 	/* Before "listening on": from here the parent runs under the filter
 	 * its children inherit, and whoever reads that line (a script, a
 	 * test that then lowers our limits) finds the sandbox in place. */
 	if (sandbox_install(err, sizeof(err)) < 0)
 		log_fatal("cannot install the sandbox: %s", err);
-	log_notice("listening on %s", name);
+	if (nfds == 0)
+		log_notice("listening on %s", name);
+	for (i = 0; i < nfds; i++)
+		log_notice("listening on %s", names[i]);
+	if (nfds > 0)
+		log_info("%d listening socket%s passed by systemd", nfds,
+			 nfds > 1 ? "s" : "");
+	server_sys_notify(&srv, "READY=1\nSTATUS=listening");
 	log_info("mode=%s delim=0x%02x max-msg=%u max-conns=%u max-per-ip=%u "
 		 "idle-timeout=%u backlog=%u shutdown-timeout=%u sandbox=%s",
 		 opts_mode_name(o.mode), o.delim, o.max_msg, o.max_conns,

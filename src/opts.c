@@ -21,6 +21,7 @@ enum {
 	OPT_SHUTDOWN_TIMEOUT,
 	OPT_VERSION,
 	OPT_SYSLOG,
+	OPT_METRICS_INTERVAL,
 };
 
 static const struct option long_opts[] = {
@@ -36,6 +37,7 @@ static const struct option long_opts[] = {
     {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
     {"inetd", no_argument, NULL, 'i'},
     {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -110,6 +112,8 @@ const char *opts_help(void)
 	    "      --syslog              log to syslog (daemon, ident echod) "
 	    "instead of\n"
 	    "                            stderr\n"
+	    "      --metrics-interval S  systemd STATUS= every S seconds, "
+	    "%u-%u (default %u)\n"
 	    "  -q, --quiet               log errors and warnings only\n"
 	    "  -v, --verbose             also log each message (escaped, cut "
 	    "at %u bytes)\n"
@@ -125,7 +129,8 @@ const char *opts_help(void)
 	    OPTS_MAX_PER_IP_MAX, OPTS_MAX_PER_IP_DEFAULT, OPTS_IDLE_TIMEOUT_MAX,
 	    OPTS_IDLE_TIMEOUT_DEFAULT, OPTS_BACKLOG_MAX, OPTS_BACKLOG_DEFAULT,
 	    OPTS_SHUTDOWN_TIMEOUT_MAX, OPTS_SHUTDOWN_TIMEOUT_DEFAULT,
-	    (unsigned)LOG_MSG_CUT);
+	    OPTS_METRICS_INTERVAL_MIN, OPTS_METRICS_INTERVAL_MAX,
+	    OPTS_METRICS_INTERVAL_DEFAULT, (unsigned)LOG_MSG_CUT);
 	return help_text;
 }
 
@@ -156,6 +161,7 @@ void opts_defaults(struct echod_opts *o)
 	o->idle_timeout = OPTS_IDLE_TIMEOUT_DEFAULT;
 	o->backlog = OPTS_BACKLOG_DEFAULT;
 	o->shutdown_timeout = OPTS_SHUTDOWN_TIMEOUT_DEFAULT;
+	o->metrics_interval = OPTS_METRICS_INTERVAL_DEFAULT;
 	o->verbosity = OPTS_INFO;
 }
 
@@ -247,6 +253,7 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 				    errlen) < 0)
 				return -1;
 			o->port = (uint16_t)v;
+			o->port_set = 1;
 			break;
 		case 'b':
 			if (parse_bind(o, optarg) < 0)
@@ -319,6 +326,13 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 			break;
 		case OPT_SYSLOG:
 			o->syslog = 1;
+			break;
+		case OPT_METRICS_INTERVAL:
+			if (num_opt("metrics-interval", optarg,
+				    OPTS_METRICS_INTERVAL_MIN,
+				    OPTS_METRICS_INTERVAL_MAX,
+				    &o->metrics_interval, err, errlen) < 0)
+				return -1;
 			break;
 		case 'q':
 			o->verbosity = OPTS_QUIET;

@@ -31,6 +31,11 @@
 #define OPTS_BACKLOG_MAX	      65535u
 #define OPTS_SHUTDOWN_TIMEOUT_DEFAULT 10u
 #define OPTS_SHUTDOWN_TIMEOUT_MAX     3600u
+#define OPTS_METRICS_INTERVAL_DEFAULT 10u
+#define OPTS_METRICS_INTERVAL_MIN     1u
+#define OPTS_METRICS_INTERVAL_MAX     3600u
+/* Listening sockets systemd may pass (LISTEN_FDS). */
+#define OPTS_LISTEN_FDS_MAX 16
 
 /*
  * Tunables of the server. SECURITY.md lists the same limits.
@@ -111,6 +116,7 @@ enum opts_verbosity {
 
 struct echod_opts {
 	uint16_t port;
+	int port_set; /* -p given */
 	/* bind address: bind_set == 0 means dual-stack "::" (or 0.0.0.0 when
 	 * IPv6 is unavailable) */
 	int bind_set;
@@ -125,6 +131,7 @@ struct echod_opts {
 	uint32_t idle_timeout; /* seconds, 0: never */
 	uint32_t backlog;
 	uint32_t shutdown_timeout; /* seconds */
+	uint32_t metrics_interval; /* seconds: STATUS= (and metrics) */
 	enum opts_verbosity verbosity;
 	int inetd;   /* -i: serve the connection on fd 0 and exit */
 	int syslog;  /* --syslog: log to syslog instead of stderr */

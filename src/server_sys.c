@@ -21,18 +21,23 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "parse.h"
 #include "sandbox.h"
 #include "stats.h"
 
@@ -64,14 +69,37 @@ static int sys_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
 		      int *err)
 {
 	struct server_sys *x = io;
+	int n = 1 + x->nmore, i, l, fd;
+	socklen_t room = *len;
+
 	/* Blocking: the child serves it as a blocking server does (conn.c);
 	 * the parent itself never reads or writes it (MSG_DONTWAIT when it
-	 * drops a held connection's input). */
-	int fd = accept4(x->lfd, (struct sockaddr *)ss, len, SOCK_CLOEXEC);
+	 * drops a held connection's input). Several listeners (systemd) are
+	 * tried in turn from where the last accept left off, so that a busy
+	 * one cannot starve the others. */
+	for (i = 0; i < n; i++) {
+		l = (x->next + i) % n;
+		*len = room;
+		fd = accept4(l == 0 ? x->lfd : x->more[l - 1],
+			     (struct sockaddr *)ss, len, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			x->next = (l + 1) % n;
+			return fd;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			break;
+	}
+	*err = errno;
+	return -1;
+}
 
-	if (fd < 0)
-		*err = errno;
-	return fd;
+static void close_listeners(struct server_sys *x)
+{
+	int i;
+
+	close(x->lfd);
+	for (i = 0; i < x->nmore; i++)
+		close(x->more[i]);
 }
 
 static pid_t sys_spawn(void *io, int fd, const struct sockaddr *sa,
@@ -84,8 +112,11 @@ static pid_t sys_spawn(void *io, int fd, const struct sockaddr *sa,
 		/* Before a byte is read, the child holds nothing of the
 		 * parent's but stderr, /dev/null and its side of the report
 		 * socket (echod.c closed the rest at start). */
-		close(x->lfd);
+		close_listeners(x);
 		close(x->report_rx);
+		if (x->notify_fd >= 0)
+			close(x->notify_fd); /* only the parent speaks to
+						systemd */
 		conn_run(fd, sa, len, &x->ctx);
 	}
 	if (pid < 0)
@@ -143,23 +174,57 @@ static void take_pending(const sigset_t *handled_set)
 	}
 }
 
+/* systemd: STATUS= every --metrics-interval and WATCHDOG=1 every half
+ * WATCHDOG_USEC, whatever the loop is doing. Returns the deadline the
+ * wait must not sleep past. */
+static int64_t notify_due(struct server_sys *x, int64_t deadline)
+{
+	int64_t now;
+	char msg[128];
+
+	if (x->notify_fd < 0)
+		return deadline;
+	now = clock_ms();
+	if (now >= x->status_next) {
+		snprintf(msg, sizeof(msg), "STATUS=%llu active, %llu accepted",
+			 (unsigned long long)stats.active,
+			 (unsigned long long)stats.accepted);
+		server_sys_notify(x, msg);
+		x->status_next = now + x->status_every;
+	}
+	if (x->watchdog_every > 0 && now >= x->watchdog_next) {
+		server_sys_notify(x, "WATCHDOG=1");
+		x->watchdog_next = now + x->watchdog_every;
+	}
+	if (deadline < 0 || x->status_next < deadline)
+		deadline = x->status_next;
+	if (x->watchdog_every > 0 && x->watchdog_next < deadline)
+		deadline = x->watchdog_next;
+	return deadline;
+}
+
 static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 		    int *err)
 {
 	struct server_sys *x = io;
-	struct pollfd pfd[2];
+	struct pollfd pfd[1 + OPTS_LISTEN_FDS_MAX];
 	struct timespec ts;
-	int r, ev = 0;
+	int r, ev = 0, i, n = 1;
 
 	/* After a failed read of the report socket, leave it alone for the
 	 * back-off: it stays readable, and polling it would spin. */
 	pfd[0].fd = clock_ms() < x->report_backoff_end ? -1 : x->report_rx;
 	pfd[0].events = POLLIN;
-	pfd[1].fd = x->lfd;
-	pfd[1].events = POLLIN;
-	pfd[0].revents = pfd[1].revents = 0;
-	r = ppoll(pfd, listener ? 2 : 1, clock_until(deadline, &ts),
-		  &x->waitmask);
+	pfd[0].revents = 0;
+	if (listener) {
+		for (i = 0; i <= x->nmore; i++, n++) {
+			pfd[n].fd = i == 0 ? x->lfd : x->more[i - 1];
+			pfd[n].events = POLLIN;
+			pfd[n].revents = 0;
+		}
+	}
+	deadline = notify_due(x, deadline);
+	r = ppoll(pfd, (nfds_t)n, clock_until(deadline, &ts), &x->waitmask);
 	if (r < 0 && errno != EINTR) {
 		/* Not waiting would spin, and the signals are open only in
 		 * ppoll(): take them here, and sleep the back-off. */
@@ -174,8 +239,9 @@ static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 		take_pending(&x->handled);
 		if (pfd[0].revents & POLLIN)
 			ev |= SERVER_EV_REPORTS;
-		if (listener && (pfd[1].revents & (POLLIN | POLLERR)))
-			ev |= SERVER_EV_LISTENER;
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents & (POLLIN | POLLERR))
+				ev |= SERVER_EV_LISTENER;
 	}
 	/* The handlers run only inside ppoll(): nothing can set a flag
 	 * between these reads and clears. */
@@ -234,8 +300,9 @@ static void sys_shutdown(void *io)
 {
 	struct server_sys *x = io;
 
-	close(x->lfd);
+	close_listeners(x);
 	control_shutdown();
+	server_sys_notify(x, "STOPPING=1");
 }
 
 static int64_t sys_now_ms(void *io)
@@ -356,6 +423,7 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 
 	memset(x, 0, sizeof(*x));
 	x->lfd = -1;
+	x->notify_fd = -1;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.max_conns = o->max_conns;
 	cfg.max_per_ip = o->max_per_ip;
@@ -405,9 +473,76 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 	return 0;
 }
 
+void server_sys_listen_more(struct server_sys *x, const int *fds, int n)
+{
+	int i;
+
+	for (i = 0; i < n && x->nmore < OPTS_LISTEN_FDS_MAX - 1; i++)
+		x->more[x->nmore++] = fds[i];
+}
+
+int server_sys_notify_init(struct server_sys *x, uint32_t status_every_s)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	const char *wd = getenv("WATCHDOG_USEC");
+	const char *wpid = getenv("WATCHDOG_PID");
+	struct sockaddr_un sa;
+	socklen_t salen;
+	size_t n;
+	uint64_t usec = 0;
+	int fd;
+
+	x->status_every = (int64_t)status_every_s * 1000;
+	if (wd != NULL && parse_u64(wd, 1, UINT64_MAX / 2, &usec) == 0 &&
+	    (wpid == NULL || (uint64_t)getpid() == strtoull(wpid, NULL, 10)))
+		x->watchdog_every =
+		    (int64_t)(usec / 2000) > 0 ? (int64_t)(usec / 2000) : 1;
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	if (path == NULL || path[0] == '\0') {
+		unsetenv("NOTIFY_SOCKET");
+		x->watchdog_every = 0;
+		return 0;
+	}
+	n = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || n >= sizeof(sa.sun_path)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract: not NUL-terminated */
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+			    (path[0] == '/'));
+	unsetenv("NOTIFY_SOCKET");
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	x->notify_fd = fd;
+	return 0;
+}
+
+void server_sys_notify(struct server_sys *x, const char *msg)
+{
+	if (x->notify_fd >= 0)
+		(void)send(x->notify_fd, msg, strlen(msg),
+			   MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 int server_sys_run(struct server_sys *x, int listen_fd)
 {
 	x->lfd = listen_fd;
+	x->status_next = clock_ms() + x->status_every;
+	x->watchdog_next = clock_ms() + x->watchdog_every;
 	count_own_drops(x);
 	server_serve(&x->srv);
 	return 0;

@@ -18,7 +18,15 @@
 /* Everything echod's parent keeps; main() owns it. */
 struct server_sys {
 	struct server srv;
-	int lfd;
+	int lfd; /* the listener (the first, when systemd passed several) */
+	int more[OPTS_LISTEN_FDS_MAX - 1]; /* the others */
+	int nmore;
+	int next; /* the listener accept() tries first (round robin) */
+	/* systemd's NOTIFY_SOCKET (-1: none): READY=1, STATUS=, WATCHDOG=1,
+	 * STOPPING=1, sent by the parent only */
+	int notify_fd;
+	int64_t status_every, status_next;     /* ms */
+	int64_t watchdog_every, watchdog_next; /* ms; 0: no watchdog */
 	int report_rx, report_tx;   /* the children's reports: ours, theirs */
 	sigset_t waitmask;	    /* the mask inside ppoll: handled signals
 				       open */
@@ -46,5 +54,21 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o);
  * server_sys_init() must have run.
  */
 int server_sys_run(struct server_sys *x, int listen_fd);
+
+/* server_sys_listen_more: serve these listeners too (systemd passed
+ * several); before server_sys_run(). */
+void server_sys_listen_more(struct server_sys *x, const int *fds, int n);
+
+/*
+ * server_sys_notify_init: when NOTIFY_SOCKET is set, connect to it (a
+ * path, or an abstract name after '@'), take WATCHDOG_USEC when
+ * WATCHDOG_PID is unset or ours, and unset the variables. Before the
+ * sandbox. Returns 0 (also when there is no NOTIFY_SOCKET), or -1 with
+ * errno when the socket is set but cannot be reached.
+ */
+int server_sys_notify_init(struct server_sys *x, uint32_t status_every_s);
+
+/* server_sys_notify: one datagram to NOTIFY_SOCKET, if there is one. */
+void server_sys_notify(struct server_sys *x, const char *msg);
 
 #endif /* ECHOD_SERVER_SYS_H */

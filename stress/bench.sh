@@ -52,4 +52,21 @@ if [ ! -x "$BUILD/stress/forkecho" ] ||
 		"$HERE/forkecho.c"
 fi
 
-exec python3 "$HERE/bench.py" --build "$BUILD" "$@"
+python3 "$HERE/bench.py" --build "$BUILD" "$@"
+
+# The pictures, beside the JSON, with Debian's matplotlib when it is there
+# (the Python on PATH may be another one).
+json=$BUILD/bench-results.json
+for ((i = 0; i < ${#args[@]}; i++)); do
+	case ${args[i]} in
+	--json) json=${args[i + 1]} ;;
+	--json=*) json=${args[i]#--json=} ;;
+	esac
+done
+for py in /usr/bin/python3 python3; do
+	if "$py" -c 'import matplotlib' 2>/dev/null; then
+		"$py" "$HERE/plot.py" --out "$(dirname "$json")" "$json" >&2 &&
+			echo "bench: plots in $(dirname "$json")" >&2
+		break
+	fi
+done

@@ -131,6 +131,8 @@ static uint32_t field(const struct echod_opts *o, const char *opt)
 		return o->idle_timeout;
 	if (strcmp(opt, "--backlog") == 0)
 		return o->backlog;
+	if (strcmp(opt, "--metrics-interval") == 0)
+		return o->metrics_interval;
 	return o->shutdown_timeout;
 }
 
@@ -177,7 +179,48 @@ static const struct numcase numcases[] = {
     {"--shutdown-timeout", "0", 1, 0},
     {"--shutdown-timeout", "3600", 1, 3600},
     {"--shutdown-timeout", "3601", 0, 0},
+    {"--metrics-interval", "0", 0, 0},
+    {"--metrics-interval", "1", 1, 1},
+    {"--metrics-interval", "3600", 1, 3600},
+    {"--metrics-interval", "3601", 0, 0},
 };
+
+/* --inetd serves one accepted connection: every listening option is a
+ * usage error with it, in either order; the others are fine. */
+static void test_inetd(void **state)
+{
+	static const char *const listening[][2] = {
+	    {"-p", "7"},	{"-b", "127.0.0.1"},
+	    {"-c", "3"},	{"--max-per-ip", "1"},
+	    {"--backlog", "9"}, {"--shutdown-timeout", "1"},
+	};
+	struct echod_opts o;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-i", "-m", "line", "-t",
+			       "5", "--syslog", "-v", NULL),
+			 0);
+	assert_true(o.inetd && o.syslog);
+	assert_int_equal(o.mode, PROTO_LINE);
+	assert_int_equal(parse(&o, err, sizeof(err), "--inetd", NULL), 0);
+	assert_true(o.inetd && !o.syslog);
+	for (i = 0; i < sizeof(listening) / sizeof(listening[0]); i++) {
+		assert_int_equal(parse(&o, err, sizeof(err), "-i",
+				       listening[i][0], listening[i][1], NULL),
+				 -1);
+		assert_non_null(strstr(err, "cannot be used with --inetd"));
+		assert_int_equal(parse(&o, err, sizeof(err), listening[i][0],
+				       listening[i][1], "--inetd", NULL),
+				 -1);
+		assert_non_null(strstr(err, "cannot be used with --inetd"));
+	}
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", "7", NULL), 0);
+	assert_true(o.port_set);
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_false(o.port_set);
+}
 
 static void test_numbers(void **state)
 {
@@ -499,6 +542,7 @@ int main(void)
 	    cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_long_forms),
 	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_inetd),
 	    cmocka_unit_test(test_port_message),
 	    cmocka_unit_test(test_delim),
 	    cmocka_unit_test(test_delim_splits_reply),
