@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "parse.h"
 #include "opts.h"
@@ -202,7 +204,7 @@ int main(int argc, char **argv)
 	struct server_sys srv;
 	char err[256], name[NET_ADDRSTRLEN];
 	static char names[OPTS_LISTEN_FDS_MAX][NET_ADDRSTRLEN];
-	int lfd, fds[OPTS_LISTEN_FDS_MAX], nfds, i;
+	int lfd, fds[OPTS_LISTEN_FDS_MAX], nfds, i, metrics_fd = -1;
 
 	if (opts_parse(&o, argc, argv, err, sizeof(err)) < 0) {
 		dprintf(STDERR_FILENO,
@@ -239,12 +241,29 @@ int main(int argc, char **argv)
 	/* A client that resets while we write must cost an EPIPE, not the
 	 * process; children inherit this. */
 	signal(SIGPIPE, SIG_IGN);
+	if (o.metrics_file != NULL) {
+		/* Before anything of the server's exists: the writer holds
+		 * none of it (metrics.c). */
+		struct stats_info info;
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		info.version = ECHOD_VERSION;
+		info.sandbox = sandbox_name();
+		info.start_unix_ms =
+		    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		metrics_fd = metrics_start(o.metrics_file, &info);
+		if (metrics_fd < 0)
+			log_fatal("--metrics-file %s: %s", o.metrics_file,
+				  strerror(errno));
+	}
 	if (control_init() < 0)
 		log_fatal("cannot map the control page: %s", strerror(errno));
 	if (server_sys_init(&srv, &o) < 0)
 		log_fatal("cannot allocate the connection table or the report "
 			  "socket: %s",
 			  strerror(errno));
+	srv.metrics_fd = metrics_fd;
 	if (server_sys_notify_init(&srv, o.metrics_interval) < 0)
 		log_fatal("NOTIFY_SOCKET: %s", strerror(errno));
 	if (nfds > 0) {

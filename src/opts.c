@@ -22,6 +22,7 @@ enum {
 	OPT_VERSION,
 	OPT_SYSLOG,
 	OPT_METRICS_INTERVAL,
+	OPT_METRICS_FILE,
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +39,7 @@ static const struct option long_opts[] = {
     {"inetd", no_argument, NULL, 'i'},
     {"syslog", no_argument, NULL, OPT_SYSLOG},
     {"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
+    {"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -65,6 +67,8 @@ static const char *listening_opt(int c)
 		return "--backlog";
 	case OPT_SHUTDOWN_TIMEOUT:
 		return "--shutdown-timeout";
+	case OPT_METRICS_FILE:
+		return "--metrics-file";
 	default:
 		return NULL;
 	}
@@ -112,8 +116,14 @@ const char *opts_help(void)
 	    "      --syslog              log to syslog (daemon, ident echod) "
 	    "instead of\n"
 	    "                            stderr\n"
-	    "      --metrics-interval S  systemd STATUS= every S seconds, "
-	    "%u-%u (default %u)\n"
+	    "      --metrics-file PATH   write the counters there in "
+	    "Prometheus "
+	    "text format\n"
+	    "                            (node_exporter's textfile "
+	    "collector)\n"
+	    "      --metrics-interval S  rewrite it and send systemd STATUS= "
+	    "every S\n"
+	    "                            seconds, %u-%u (default %u)\n"
 	    "  -q, --quiet               log errors and warnings only\n"
 	    "  -v, --verbose             also log each message (escaped, cut "
 	    "at %u bytes)\n"
@@ -326,6 +336,15 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 			break;
 		case OPT_SYSLOG:
 			o->syslog = 1;
+			break;
+		case OPT_METRICS_FILE:
+			if (optarg[0] == '\0' ||
+			    optarg[strlen(optarg) - 1] == '/')
+				return fail(err, errlen,
+					    "invalid metrics file '%s' "
+					    "(expected a file name)",
+					    esc(q, optarg));
+			o->metrics_file = optarg;
 			break;
 		case OPT_METRICS_INTERVAL:
 			if (num_opt("metrics-interval", optarg,

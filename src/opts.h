@@ -89,6 +89,9 @@
  * this many, so that no flood of refused reports from one child can hide
  * another's. */
 #define SERVER_REPORT_QUEUE_MAX (2 * SERVER_REPORT_SNDBUF / 512)
+/* At exit, how long the parent waits for the metrics writer to have the
+ * final counters on disk. */
+#define SERVER_METRICS_WAIT_MS 1000
 /* After SIGKILL at the end of a drain, how long the parent waits for the
  * children to be reaped before it exits anyway. */
 #define SERVER_KILL_WAIT_MS 500
@@ -131,7 +134,8 @@ struct echod_opts {
 	uint32_t idle_timeout; /* seconds, 0: never */
 	uint32_t backlog;
 	uint32_t shutdown_timeout; /* seconds */
-	uint32_t metrics_interval; /* seconds: STATUS= (and metrics) */
+	uint32_t metrics_interval; /* seconds: STATUS= and the metrics file */
+	const char *metrics_file;  /* --metrics-file, or NULL */
 	enum opts_verbosity verbosity;
 	int inetd;   /* -i: serve the connection on fd 0 and exit */
 	int syslog;  /* --syslog: log to syslog instead of stderr */

@@ -41,6 +41,26 @@
 #define LL_SCOPE_SIGNAL		  2ull
 #define LL_NET_BIND_TCP		  1ull
 #define LL_NET_CONNECT_TCP	  2ull
+#define LL_RULE_PATH_BENEATH	  1
+#define LL_FS_WRITE_FILE	  (1ull << 1)
+#define LL_FS_REMOVE_FILE	  (1ull << 5)
+#define LL_FS_MAKE_REG		  (1ull << 8)
+#define LL_FS_TRUNCATE		  (1ull << 14)
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+/* Into a ruleset: these rights beneath the folder dirfd. */
+static int landlock_grant(int ruleset, int dirfd, uint64_t rights)
+{
+	struct ll_path_beneath_attr pb;
+
+	pb.allowed_access = rights;
+	pb.parent_fd = dirfd;
+	return (int)syscall(SYS_landlock_add_rule, ruleset,
+			    LL_RULE_PATH_BENEATH, &pb, 0);
+}
 struct ll_ruleset_attr {
 	uint64_t handled_access_fs;
 	uint64_t handled_access_net; /* ABI 4 */
@@ -85,7 +105,10 @@ static uint64_t landlock_fs_rights(int abi)
 	return r;
 }
 
-static int enter_landlock(void)
+/* The process's own Landlock domain: no file system access but what
+ * grant_fd (-1: none) gives, no TCP bind or connect, signals and abstract
+ * unix sockets scoped to itself. */
+static int enter_landlock(int grant_fd, uint64_t grant)
 {
 	struct ll_ruleset_attr a;
 	size_t size;
@@ -107,6 +130,11 @@ static int enter_landlock(void)
 	fd = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
 	if (fd < 0)
 		return -1;
+	if (grant_fd >= 0 &&
+	    landlock_grant(fd, grant_fd, grant & a.handled_access_fs) < 0) {
+		close(fd);
+		return -1;
+	}
 	rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
 	close(fd);
 	return rc;
@@ -145,7 +173,7 @@ int sandbox_child(pid_t parent)
 		errno = ESRCH;
 		return -1;
 	}
-	return enter_landlock();
+	return enter_landlock(-1, 0);
 }
 
 static int allow(scmp_filter_ctx ctx, int nr, unsigned n,
@@ -339,7 +367,24 @@ fail:
 	return -1;
 }
 
+int sandbox_writer(int dirfd)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	probe_landlock();
+	/* Write, create, replace (rename over) and truncate files beneath
+	 * its folder; nothing else on any file system. */
+	return enter_landlock(dirfd, LL_FS_WRITE_FILE | LL_FS_MAKE_REG |
+					 LL_FS_REMOVE_FILE | LL_FS_TRUNCATE);
+}
+
 #else /* !ECHOD_SANDBOX */
+
+int sandbox_writer(int dirfd)
+{
+	(void)dirfd;
+	return 0;
+}
 
 const char *sandbox_name(void)
 {

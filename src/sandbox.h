@@ -55,4 +55,12 @@ int sandbox_install(char *err, size_t errlen);
  */
 int sandbox_child(pid_t parent);
 
+/*
+ * sandbox_writer: confine the metrics writer (metrics.c), forked before
+ * the filter: no new privileges, and a Landlock domain (where the kernel
+ * has it) that allows writing, creating and replacing files beneath the
+ * folder dirfd and nothing else. Returns 0 or -1 with errno.
+ */
+int sandbox_writer(int dirfd);
+
 #endif /* ECHOD_SANDBOX_H */

@@ -37,6 +37,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 #include "sandbox.h"
 #include "stats.h"
@@ -114,9 +115,12 @@ static pid_t sys_spawn(void *io, int fd, const struct sockaddr *sa,
 		 * socket (echod.c closed the rest at start). */
 		close_listeners(x);
 		close(x->report_rx);
+		/* Only the parent speaks to systemd and to the metrics
+		 * writer. */
 		if (x->notify_fd >= 0)
-			close(x->notify_fd); /* only the parent speaks to
-						systemd */
+			close(x->notify_fd);
+		if (x->metrics_fd >= 0)
+			close(x->metrics_fd);
 		conn_run(fd, sa, len, &x->ctx);
 	}
 	if (pid < 0)
@@ -174,15 +178,15 @@ static void take_pending(const sigset_t *handled_set)
 	}
 }
 
-/* systemd: STATUS= every --metrics-interval and WATCHDOG=1 every half
- * WATCHDOG_USEC, whatever the loop is doing. Returns the deadline the
- * wait must not sleep past. */
-static int64_t notify_due(struct server_sys *x, int64_t deadline)
+/* Every --metrics-interval: systemd's STATUS= and a snapshot for the
+ * metrics file; WATCHDOG=1 every half WATCHDOG_USEC; whatever the loop
+ * is doing. Returns the deadline the wait must not sleep past. */
+static int64_t periodic_due(struct server_sys *x, int64_t deadline)
 {
 	int64_t now;
 	char msg[128];
 
-	if (x->notify_fd < 0)
+	if (x->notify_fd < 0 && x->metrics_fd < 0)
 		return deadline;
 	now = clock_ms();
 	if (now >= x->status_next) {
@@ -190,6 +194,7 @@ static int64_t notify_due(struct server_sys *x, int64_t deadline)
 			 (unsigned long long)stats.active,
 			 (unsigned long long)stats.accepted);
 		server_sys_notify(x, msg);
+		metrics_send(x->metrics_fd, &stats);
 		x->status_next = now + x->status_every;
 	}
 	if (x->watchdog_every > 0 && now >= x->watchdog_next) {
@@ -223,7 +228,7 @@ static int sys_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 			pfd[n].revents = 0;
 		}
 	}
-	deadline = notify_due(x, deadline);
+	deadline = periodic_due(x, deadline);
 	r = ppoll(pfd, (nfds_t)n, clock_until(deadline, &ts), &x->waitmask);
 	if (r < 0 && errno != EINTR) {
 		/* Not waiting would spin, and the signals are open only in
@@ -337,6 +342,9 @@ sys_log(void *io, unsigned kind, const char *fmt, va_list ap)
 					       : LOG_LEVEL_ERROR,
 		   fmt, ap);
 	count_own_drops(x);
+	/* SIGUSR1/SIGHUP: the metrics file too. */
+	if (kind == SERVER_LOG_STATS)
+		metrics_send(x->metrics_fd, x->srv.st);
 }
 
 static const struct server_ops sys_ops = {
@@ -424,6 +432,7 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 	memset(x, 0, sizeof(*x));
 	x->lfd = -1;
 	x->notify_fd = -1;
+	x->metrics_fd = -1;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.max_conns = o->max_conns;
 	cfg.max_per_ip = o->max_per_ip;
@@ -545,5 +554,7 @@ int server_sys_run(struct server_sys *x, int listen_fd)
 	x->watchdog_next = clock_ms() + x->watchdog_every;
 	count_own_drops(x);
 	server_serve(&x->srv);
+	/* The final counters are in the file before echod exits. */
+	metrics_finish(x->metrics_fd, x->srv.st, SERVER_METRICS_WAIT_MS);
 	return 0;
 }

@@ -27,10 +27,11 @@ struct server_sys {
 	int notify_fd;
 	int64_t status_every, status_next;     /* ms */
 	int64_t watchdog_every, watchdog_next; /* ms; 0: no watchdog */
-	int report_rx, report_tx;   /* the children's reports: ours, theirs */
-	sigset_t waitmask;	    /* the mask inside ppoll: handled signals
-				       open */
-	sigset_t handled;	    /* the signals the loop handles */
+	int metrics_fd;		  /* the metrics writer (metrics.h), -1: none */
+	int report_rx, report_tx; /* the children's reports: ours, theirs */
+	sigset_t waitmask;	  /* the mask inside ppoll: handled signals
+				     open */
+	sigset_t handled;	  /* the signals the loop handles */
 	int64_t report_backoff_end; /* report socket not polled before */
 	struct conn_ctx ctx;	    /* what every child is given */
 	uint64_t own_dropped;	    /* our own dropped lines, in the counters */

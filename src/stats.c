@@ -5,7 +5,9 @@
 #include "stats.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -43,6 +45,9 @@ const char *close_reason_text(enum close_reason r)
 
 void stats_add_report(struct stats *st, const struct conn_report *r)
 {
+	static const int64_t bounds[] = STATS_DURATION_BOUNDS_MS;
+	size_t b = 0;
+
 	st->bytes_in += r->bytes_in;
 	st->bytes_out += r->bytes_out;
 	st->discarded += r->discarded;
@@ -55,31 +60,112 @@ void stats_add_report(struct stats *st, const struct conn_report *r)
 		st->resets++;
 	else if (r->reason == CLOSE_NOMEM)
 		st->resource_errors++;
+	while (b < sizeof(bounds) / sizeof(bounds[0]) &&
+	       r->duration_ms > bounds[b])
+		b++;
+	st->duration_bucket[b]++;
+	st->duration_count++;
+	st->duration_sum_ms +=
+	    r->duration_ms > 0 ? (uint64_t)r->duration_ms : 0;
 }
 
 char *stats_format(const struct stats *s, char *buf, size_t len)
 {
-	snprintf(
-	    buf, len,
-	    "accepted=%llu active=%llu peak=%llu deferred=%llu "
-	    "rejected_per_ip=%llu fork_failures=%llu bytes_in=%llu "
-	    "bytes_out=%llu discarded=%llu messages=%llu "
-	    "protocol_errors=%llu idle_timeouts=%llu resets=%llu "
-	    "resource_errors=%llu sandbox_kills=%llu log_dropped=%llu "
-	    "bad_reports=%llu",
-	    (unsigned long long)s->accepted, (unsigned long long)s->active,
-	    (unsigned long long)s->peak, (unsigned long long)s->deferred,
-	    (unsigned long long)s->rejected_per_ip,
-	    (unsigned long long)s->fork_failures,
-	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-	    (unsigned long long)s->discarded, (unsigned long long)s->messages,
-	    (unsigned long long)s->protocol_errors,
-	    (unsigned long long)s->idle_timeouts, (unsigned long long)s->resets,
-	    (unsigned long long)s->resource_errors,
-	    (unsigned long long)s->sandbox_kills,
-	    (unsigned long long)s->log_dropped,
-	    (unsigned long long)s->bad_reports);
+	size_t o = 0;
+	int n;
+
+	buf[0] = '\0';
+#define STATS_KV(f, metric, type, help)                                        \
+	n = snprintf(buf + o, len - o, "%s" #f "=%llu", o ? " " : "",          \
+		     (unsigned long long)s->f);                                \
+	if (n > 0 && (size_t)n < len - o)                                      \
+		o += (size_t)n;
+	STATS_FIELDS(STATS_KV)
+#undef STATS_KV
 	return buf;
+}
+
+/* Append to buf[*o..len); returns -1 once it does not fit. */
+__attribute__((format(printf, 4, 5))) static int
+put(char *buf, size_t len, size_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *o, len - *o, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *o)
+		return -1;
+	*o += (size_t)n;
+	return 0;
+}
+
+/* The name of a metric up to its labels. */
+static size_t base_len(const char *metric)
+{
+	const char *b = strchr(metric, '{');
+
+	return b != NULL ? (size_t)(b - metric) : strlen(metric);
+}
+
+int stats_prometheus(const struct stats *s, const struct stats_info *in,
+		     char *buf, size_t len)
+{
+	static const int64_t bounds[] = STATS_DURATION_BOUNDS_MS;
+	const char *prev = "";
+	size_t o = 0, b, bl;
+	uint64_t cum = 0;
+	int bad = 0;
+
+#define STATS_PROM(f, metric, type, help)                                      \
+	bl = base_len(metric);                                                 \
+	if (bl != base_len(prev) || strncmp(prev, metric, bl) != 0)            \
+		bad |= put(buf, len, &o,                                       \
+			   "# HELP echod_%.*s %s\n# TYPE echod_%.*s %s\n",     \
+			   (int)bl, metric, help, (int)bl, metric, #type);     \
+	bad |= put(buf, len, &o, "echod_%s %llu\n", metric,                    \
+		   (unsigned long long)s->f);                                  \
+	prev = metric;
+	STATS_FIELDS(STATS_PROM)
+#undef STATS_PROM
+	bad |= put(buf, len, &o,
+		   "# HELP echod_connection_duration_seconds How long "
+		   "connections lasted (those that reported).\n"
+		   "# TYPE echod_connection_duration_seconds histogram\n");
+	for (b = 0; b < STATS_DURATION_BUCKETS; b++) {
+		cum += s->duration_bucket[b];
+		if (b < sizeof(bounds) / sizeof(bounds[0]))
+			bad |= put(buf, len, &o,
+				   "echod_connection_duration_seconds_bucket"
+				   "{le=\"%lld.%03lld\"} %llu\n",
+				   (long long)(bounds[b] / 1000),
+				   (long long)(bounds[b] % 1000),
+				   (unsigned long long)cum);
+		else
+			bad |= put(buf, len, &o,
+				   "echod_connection_duration_seconds_bucket"
+				   "{le=\"+Inf\"} %llu\n",
+				   (unsigned long long)cum);
+	}
+	bad |= put(buf, len, &o,
+		   "echod_connection_duration_seconds_sum %llu.%03llu\n"
+		   "echod_connection_duration_seconds_count %llu\n",
+		   (unsigned long long)(s->duration_sum_ms / 1000),
+		   (unsigned long long)(s->duration_sum_ms % 1000),
+		   (unsigned long long)s->duration_count);
+	bad |=
+	    put(buf, len, &o,
+		"# HELP echod_build_info The running echod.\n"
+		"# TYPE echod_build_info gauge\n"
+		"echod_build_info{version=\"%s\",sandbox=\"%s\"} 1\n"
+		"# HELP echod_start_time_seconds When echod started, in "
+		"seconds since the epoch.\n"
+		"# TYPE echod_start_time_seconds gauge\n"
+		"echod_start_time_seconds %lld.%03lld\n",
+		in->version, in->sandbox, (long long)(in->start_unix_ms / 1000),
+		(long long)(in->start_unix_ms % 1000));
+	return bad ? -1 : (int)o;
 }
 
 int control_init(void)

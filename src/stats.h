@@ -38,28 +38,67 @@ enum close_reason {
 /* close_reason_text: exactly as SPEC section 3 and log parsers know them. */
 const char *close_reason_text(enum close_reason r);
 
+/*
+ * Every counter, once: its field (also its name in the "stats" log line),
+ * its metric (Prometheus text, after "echod_"; a {label} part shares the
+ * HELP and TYPE of the name before it), counter or gauge, and the HELP
+ * text. A new counter is one line here: the struct, the log line and the
+ * metrics file follow.
+ */
+#define STATS_FIELDS(X)                                                        \
+	X(accepted, "connections_accepted_total", counter,                     \
+	  "Connections accepted.")                                             \
+	X(active, "connections_active", gauge,                                 \
+	  "Connections being served now (live children).")                     \
+	X(peak, "connections_peak", gauge, "Most connections served at once.") \
+	X(deferred, "connections_deferred_total", counter,                     \
+	  "Connections accepted from the backlog after a pause at "            \
+	  "--max-conns.")                                                      \
+	X(rejected_per_ip,                                                     \
+	  "connections_rejected_total{reason=\"max-per-ip\"}", counter,        \
+	  "Connections closed at once, by reason.")                            \
+	X(rejected_untrusted_proxy,                                            \
+	  "connections_rejected_total{reason=\"untrusted-proxy\"}", counter,   \
+	  "Connections closed at once, by reason.")                            \
+	X(fork_failures, "fork_failures_total", counter, "fork() failures.")   \
+	X(bytes_in, "received_bytes_total", counter,                           \
+	  "Bytes read from clients and served.")                               \
+	X(bytes_out, "sent_bytes_total", counter, "Bytes echoed to clients.")  \
+	X(discarded, "discarded_bytes_total", counter,                         \
+	  "Bytes read and dropped while closing.")                             \
+	X(messages, "messages_total", counter,                                 \
+	  "Messages echoed (line and frame mode).")                            \
+	X(protocol_errors, "protocol_errors_total", counter,                   \
+	  "ERR too long replies and frame errors.")                            \
+	X(idle_timeouts, "idle_timeouts_total", counter,                       \
+	  "Connections closed by the idle timeout.")                           \
+	X(resets, "resets_total", counter, "Connections reset by clients.")    \
+	X(resource_errors, "resource_errors_total", counter,                   \
+	  "Connections closed for want of memory or of fork().")               \
+	X(sandbox_kills, "sandbox_kills_total", counter,                       \
+	  "Children killed by the seccomp filter (SIGSYS).")                   \
+	X(log_dropped, "log_dropped_lines_total", counter,                     \
+	  "Log lines dropped because the log stalled.")                        \
+	X(bad_reports, "bad_reports_total", counter,                           \
+	  "Children's reports refused.")
+
+/* Upper bounds (seconds) of the connection-duration histogram's buckets,
+ * +Inf last. */
+#define STATS_DURATION_BOUNDS_MS                                               \
+	{                                                                      \
+		1, 10, 100, 1000, 10000, 60000, 600000, 3600000                \
+	}
+#define STATS_DURATION_BUCKETS 9 /* the bounds above and +Inf */
+
 struct stats {
-	uint64_t accepted;	  /* connections accepted (all) */
-	uint64_t active;	  /* children serving now */
-	uint64_t peak;		  /* most children at once */
-	uint64_t deferred;	  /* accepted from the backlog after a pause at
-				     --max-conns */
-	uint64_t rejected_per_ip; /* closed at once: over --max-per-ip */
-	uint64_t fork_failures;
-	uint64_t bytes_in; /* from reports: read and served */
-	uint64_t bytes_out;
-	uint64_t discarded;	  /* read and dropped in lingering closes */
-	uint64_t messages;	  /* messages echoed (line and frame mode) */
-	uint64_t protocol_errors; /* "ERR too long" replies, frame errors */
-	uint64_t idle_timeouts;
-	uint64_t resets;
-	uint64_t resource_errors; /* children that could not get memory,
-				     connections given up when fork failed */
-	uint64_t sandbox_kills;	  /* children killed by SIGSYS */
-	uint64_t log_dropped;	  /* log lines dropped by children (reports)
-				     and the parent */
-	uint64_t bad_reports;	  /* reports refused: unknown or repeated
-				     sender, wrong size */
+#define STATS_FIELD(f, metric, type, help) uint64_t f;
+	STATS_FIELDS(STATS_FIELD)
+#undef STATS_FIELD
+	/* the duration of every connection that reported: per bucket (not
+	 * cumulative), their count and sum */
+	uint64_t duration_bucket[STATS_DURATION_BUCKETS];
+	uint64_t duration_count;
+	uint64_t duration_sum_ms;
 };
 
 /* One child's contribution, sent once before it exits. */
@@ -81,6 +120,18 @@ void stats_add_report(struct stats *st, const struct conn_report *r);
 
 /* stats_format: "accepted=1 active=0 ..." of *st into buf. Returns buf. */
 char *stats_format(const struct stats *st, char *buf, size_t len);
+
+/* What the metrics say besides the counters. */
+struct stats_info {
+	const char *version, *sandbox;
+	int64_t start_unix_ms;
+};
+
+/* stats_prometheus: *st in Prometheus' text exposition format (HELP and
+ * TYPE for each metric, the duration histogram, build info, start time)
+ * into buf. Returns its length, or -1 when buf is too small. */
+int stats_prometheus(const struct stats *st, const struct stats_info *in,
+		     char *buf, size_t len);
 
 /* control_init: map the control page (see above). Returns 0 or -1 with
  * errno. */
