@@ -180,20 +180,30 @@ static int blocked_out(void)
 	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
+/* Before a blocking read or splice from the socket: 1 to go on, 0 for
+ * SESSION_AGAIN (a stop request, or the deadline when polling), -1 when
+ * waiting failed. Without the socket timeout it polls first, and the
+ * call then finds what is there without blocking. */
+static int before_read(struct conn *c, int64_t deadline)
+{
+	int ev;
+
+	if (op_stopping(c))
+		return 0;
+	if (set_timeo(c, SO_RCVTIMEO, &c->rcvtimeo, deadline) == 0)
+		return 1;
+	ev = op_wait(c, SESSION_EV_IN, deadline);
+	return ev < 0 ? -1 : ev > 0;
+}
+
 static ssize_t op_read_wait(void *io, void *buf, size_t len, int64_t deadline)
 {
 	struct conn *c = io;
+	int r = before_read(c, deadline);
 	ssize_t n;
 
-	if (op_stopping(io))
-		return SESSION_AGAIN;
-	if (set_timeo(c, SO_RCVTIMEO, &c->rcvtimeo, deadline) < 0) {
-		int ev = op_wait(io, SESSION_EV_IN, deadline);
-
-		return ev < 0	 ? -1
-		       : ev == 0 ? SESSION_AGAIN
-				 : op_read(io, buf, len);
-	}
+	if (r <= 0)
+		return r < 0 ? -1 : SESSION_AGAIN;
 	n = read(c->fd, buf, len);
 	if (n < 0 && blocked_out())
 		return SESSION_AGAIN;
@@ -219,18 +229,11 @@ static size_t op_pipe_open(void *io)
 static ssize_t op_pipe_in(void *io, size_t len, int64_t deadline)
 {
 	struct conn *c = io;
+	int r = before_read(c, deadline);
 	ssize_t n;
 
-	if (op_stopping(io))
-		return SESSION_AGAIN;
-	if (set_timeo(c, SO_RCVTIMEO, &c->rcvtimeo, deadline) < 0) {
-		/* Poll, then move what is there; the socket blocks, but only
-		 * when nothing is there. */
-		int ev = op_wait(io, SESSION_EV_IN, deadline);
-
-		if (ev <= 0)
-			return ev < 0 ? -1 : SESSION_AGAIN;
-	}
+	if (r <= 0)
+		return r < 0 ? -1 : SESSION_AGAIN;
 	n = splice(c->fd, NULL, c->pipe[1], NULL, len, SPLICE_F_MOVE);
 	if (n < 0 && blocked_out())
 		return SESSION_AGAIN;

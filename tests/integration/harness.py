@@ -157,6 +157,18 @@ def popen(argv, **kw):
     return p
 
 
+def terminate(p, timeout=10):
+    """Stop a process started with popen(): SIGTERM, then SIGKILL after
+    T(timeout) seconds."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(T(timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 # --- echod -----------------------------------------------------------------
 
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)\s*$")

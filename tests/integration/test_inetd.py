@@ -6,7 +6,6 @@ client, as inetd sets it)."""
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,14 +31,6 @@ def wait_port(port, timeout):
             time.sleep(0.05)
 
 
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(h.T(5))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def line_session(port, lines):
@@ -78,7 +69,7 @@ def case_tcpserver():
         for s in socks:
             s.close()
         time.sleep(0.5)
-        stop(p)
+        h.terminate(p)
         err = p.stderr.read().decode()
         h.log(err)
         h.check(re.search(r"echod\[\d+\]: accept 127\.0\.0\.1:%d$" % cp,
@@ -89,7 +80,7 @@ def case_tcpserver():
         # wait_port's probe, the three held ones, the line session
         h.eq(len(re.findall(r"\]: close ", err)), 5, "close lines")
     finally:
-        stop(p)
+        h.terminate(p)
 
 
 def case_socket_activate():
@@ -127,7 +118,7 @@ def case_socket_activate():
         finally:
             s.close()
     finally:
-        stop(p)
+        h.terminate(p)
 
 
 SYSLOG_WRAP = r"""
@@ -188,7 +179,7 @@ def case_inetd_syslog():
                              r"in=8 out=8 .*reason=eof$" % cp, m)
                     for m in mine), "close line missing: %r" % msgs)
     finally:
-        stop(p)
+        h.terminate(p)
         rx.close()
 
 
@@ -219,10 +210,10 @@ def case_syslog_standalone():
             msgs.append(rx.recv(4096).decode())
         h.check(any(re.match(r"<30>echod\[\d+\]: accept 127\.0\.0\.1:%d$"
                              % cp, m) for m in msgs), "accept: %r" % msgs)
-        stop(p)
+        h.terminate(p)
         h.eq(p.stderr.read(), b"", "nothing on stderr")
     finally:
-        stop(p)
+        h.terminate(p)
         rx.close()
 
 
@@ -252,7 +243,7 @@ def case_inetd_no_syslog():
         finally:
             s.close()
     finally:
-        stop(p)
+        h.terminate(p)
 
 
 def case_inetd_sandboxed():
@@ -287,7 +278,7 @@ def case_inetd_sandboxed():
         finally:
             s.close()
     finally:
-        stop(p)
+        h.terminate(p)
 
 
 def case_inetd_usage():

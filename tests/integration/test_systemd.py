@@ -5,7 +5,6 @@ readiness (NOTIFY_SOCKET: READY=1, STATUS=, WATCHDOG=1, STOPPING=1)."""
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,14 +31,6 @@ def read_lines(p, n, timeout):
     return lines
 
 
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(h.T(10))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def case_socket_activation():
@@ -80,7 +71,7 @@ def case_socket_activation():
         mine = [ln for ln in out.splitlines() if "pid=%d," % p.pid in ln]
         h.eq(len(mine), 2, "listeners held by echod: %r" % mine)
     finally:
-        stop(p)
+        h.terminate(p)
 
 
 def case_socket_activation_errors():
