@@ -23,7 +23,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 deps_install cmake make gcc libc6-dev clang clang-format libclang-rt-14-dev llvm-14 afl++ \
 	libcmocka-dev libseccomp-dev valgrind netcat-openbsd socat python3 procps \
 	strace gdb zip zlib1g-dev ucspi-tcp openbsd-inetd systemd util-linux \
-	python3-prometheus-client
+	python3-prometheus-client nodejs npm
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export MSAN_OPTIONS=${MSAN_OPTIONS:-abort_on_error=1}
@@ -49,6 +49,15 @@ fuzz_targets() { # build dir: sets the array targets, one line each
 
 mkdir -p "$root/build-ci"
 B=$root/build-ci
+
+# HdrHistogram's JavaScript implementation reads echo-stress's interval
+# logs in stress_hdr_log (npm registry; Debian has no package for it).
+if [ ! -d "$B/node/node_modules/hdr-histogram-js" ]; then
+	step "npm install hdr-histogram-js"
+	npm install --silent --no-audit --no-fund --prefix "$B/node" \
+		hdr-histogram-js@3 >/dev/null
+fi
+export NODE_PATH=$B/node/node_modules ECHOD_REQUIRE_HDR_JS=1
 
 # --- 2. every C file formatted as .clang-format says --------------------------
 step "clang-format"

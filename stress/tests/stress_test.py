@@ -722,6 +722,11 @@ def case_hdr_log():
             check(mx == rt["max"], "max of the interval maxima is the "
                   "run's max (%d, %d)" % (mx, rt["max"]))
             if js is None:
+                # The test command installs it and sets this: there, a
+                # missing reader is a failure, not a skip.
+                check(not os.environ.get("ECHOD_REQUIRE_HDR_JS"),
+                      "hdr-histogram-js required but node cannot load it "
+                      "(NODE_PATH=%s)" % os.environ.get("NODE_PATH"))
                 print("skip the check with hdr-histogram-js: node cannot "
                       "load it (npm install hdr-histogram-js; NODE_PATH)")
             else:
