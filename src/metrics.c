@@ -131,10 +131,16 @@ int metrics_start(const char *path, const struct stats_info *in)
 		close_range(STDERR_FILENO + 1, (unsigned)lo - 1, 0);
 		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
 		close_range((unsigned)hi + 1, ~0u, 0);
-		/* Not killed by a terminal's ^C with the rest: it leaves
-		 * when the parent closes its end, after the last file. */
-		signal(SIGINT, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
+		/* Not killed by a terminal's ^C, nor by a SIGUSR1 or SIGTERM
+		 * sent to every echod process (pkill, systemctl kill): it
+		 * leaves when the parent closes its end, after the last
+		 * file. */
+		static const int quiet[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1,
+					    SIGUSR2, SIGTERM, SIGALRM, SIGPIPE};
+		size_t k;
+
+		for (k = 0; k < sizeof(quiet) / sizeof(quiet[0]); k++)
+			signal(quiet[k], SIG_IGN);
 		writer(sv[1], dirfd, base, in);
 	}
 	close(sv[1]);

@@ -132,8 +132,8 @@ const char *opts_help(void)
 	    "and exit\n"
 	    "\n"
 	    "Logs go to stderr (with --inetd, to syslog when stderr is the "
-	    "connection).\nSIGTERM/SIGINT: drain and exit; SIGUSR1: log "
-	    "counters.\n",
+	    "connection).\nSIGTERM, SIGINT, SIGQUIT: drain and exit; SIGUSR1, "
+	    "SIGHUP: log the counters\n(and rewrite the metrics file).\n",
 	    OPTS_PORT_DEFAULT, PROTO_MAX_MSG_MIN, PROTO_MAX_MSG_MAX,
 	    PROTO_MAX_MSG_DEFAULT, OPTS_MAX_CONNS_MAX, OPTS_MAX_CONNS_DEFAULT,
 	    OPTS_MAX_PER_IP_MAX, OPTS_MAX_PER_IP_DEFAULT, OPTS_IDLE_TIMEOUT_MAX,
