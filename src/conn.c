@@ -48,6 +48,7 @@ struct conn {
 	/* SO_RCVTIMEO and SO_SNDTIMEO as last set, in ms (0: none, the
 	 * kernel's default; -1: cannot be set, poll instead). */
 	int64_t rcvtimeo, sndtimeo;
+	volatile sig_atomic_t stop; /* the child's SIGTERM/SIGINT handler */
 	int pipe[2]; /* raw bulk: the socket's bytes go round through it */
 	struct session s;
 	/* The client's address, formatted only when a line is logged:
@@ -67,30 +68,37 @@ __attribute__((noreturn)) static void conn_exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
-/* The stop request as the child's own signal handler sees it. */
-static volatile sig_atomic_t child_term;
-static int child_fd = -1;
+/* The connection and its two buffers are one static block: untouched
+ * pages of .bss cost nothing, the first bytes of the input buffer share a
+ * page with the state (one page fault less per connection than a separate
+ * mapping), and there is no mmap() to undo at exit. The signal handler
+ * finds the connection here too: a variable of its own elsewhere would
+ * cost each child a page of its own (copy on write). */
+static struct {
+	struct conn c;
+	uint8_t in[SESSION_BUF_SIZE];
+	uint8_t out[SESSION_BUF_SIZE];
+} mem;
 
+/* Installed only once mem.c.fd is the client. */
 static void on_term(int sig)
 {
 	int e = errno;
 
 	(void)sig;
-	child_term = 1;
+	mem.c.stop = 1;
 	/* A read() or write() about to block now returns at once. */
-	if (child_fd >= 0)
-		(void)fcntl(child_fd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(mem.c.fd, F_SETFL, O_NONBLOCK);
 	errno = e;
 }
 
 /* SIGTERM and SIGINT: the handler above, open from now on (they were
  * blocked since fork, so one sent meanwhile is taken here). */
-static int take_term_signals(int fd)
+static int take_term_signals(void)
 {
 	struct sigaction sa;
 	sigset_t set;
 
-	child_fd = fd;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
 	sigfillset(&sa.sa_mask);
@@ -326,7 +334,9 @@ static int64_t op_now_ms(void *io)
  * no system call per wake-up. */
 static int op_stopping(void *io)
 {
-	return child_term || *((struct conn *)io)->term || control_stopping();
+	struct conn *c = io;
+
+	return c->stop || *c->term || control_stopping();
 }
 
 static const char *peer_str(struct conn *s)
@@ -408,15 +418,6 @@ static void send_report(struct conn_report *rep, int fd)
 void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	      const struct conn_ctx *ctx)
 {
-	/* The connection and its two buffers are one static block: untouched
-	 * pages of .bss cost nothing, the first bytes of the input buffer
-	 * share a page with the state (one page fault less per connection
-	 * than a separate mapping), and there is no mmap() to undo at exit. */
-	static struct {
-		struct conn c;
-		uint8_t in[SESSION_BUF_SIZE];
-		uint8_t out[SESSION_BUF_SIZE];
-	} mem;
 	struct conn *const c = &mem.c;
 	struct session *const s = &c->s;
 	const struct echod_opts *o = ctx->o;
@@ -442,7 +443,7 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 		log_warn("close %s: cannot enter the sandbox", peer_str(c));
 		conn_exit(1);
 	}
-	if (take_term_signals(fd) < 0) {
+	if (take_term_signals() < 0) {
 		/* The blocked signals then reach us only inside ppoll(). */
 		c->rcvtimeo = c->sndtimeo = -1;
 	}

@@ -54,7 +54,9 @@ static int write_all(int fd, const char *b, size_t n)
 static void write_file(int dirfd, const char *base, const char *tmp,
 		       const struct stats *st, const struct stats_info *in)
 {
-	static char text[METRICS_TEXT_MAX];
+	/* On the writer's stack: a static buffer would sit in .bss among
+	 * the pages every child dirties, and push one more into each. */
+	char text[METRICS_TEXT_MAX];
 	int n = stats_prometheus(st, in, text, sizeof(text)), fd;
 
 	if (n < 0)

@@ -191,10 +191,10 @@ static int64_t periodic_due(struct server_sys *x, int64_t deadline)
 	now = clock_ms();
 	if (now >= x->status_next) {
 		snprintf(msg, sizeof(msg), "STATUS=%llu active, %llu accepted",
-			 (unsigned long long)stats.active,
-			 (unsigned long long)stats.accepted);
+			 (unsigned long long)x->srv.st->active,
+			 (unsigned long long)x->srv.st->accepted);
 		server_sys_notify(x, msg);
-		metrics_send(x->metrics_fd, &stats);
+		metrics_send(x->metrics_fd, x->srv.st);
 		x->status_next = now + x->status_every;
 	}
 	if (x->watchdog_every > 0 && now >= x->watchdog_next) {
@@ -422,6 +422,7 @@ static int report_socket(struct server_sys *x)
 int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 {
 	struct server_child *kids;
+	struct stats *st;
 	struct server_ipcount *ips = NULL;
 	struct server_cfg cfg;
 	struct sigaction sa;
@@ -439,15 +440,20 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 	cfg.idle_timeout_s = o->idle_timeout;
 	cfg.shutdown_timeout_s = o->shutdown_timeout;
 	kids = table_alloc(slots, sizeof(*kids));
+	/* The counters change after every fork: in pages children do not
+	 * inherit, like the tables. In the program's data, the parent's
+	 * first write after each fork would leave the old page to the child
+	 * (copy on write): 4 KiB more per held connection. */
+	st = table_alloc(1, sizeof(*st));
 	if (o->max_per_ip > 0)
 		ips = table_alloc(slots, sizeof(*ips));
-	if (kids == NULL || (o->max_per_ip > 0 && ips == NULL))
+	if (kids == NULL || st == NULL || (o->max_per_ip > 0 && ips == NULL))
 		return -1;
 	if (report_socket(x) < 0)
 		return -1;
 	if (getrandom(&cfg.seed, sizeof(cfg.seed), GRND_NONBLOCK) < 0)
 		cfg.seed = (uint64_t)clock_ms() ^ (uint64_t)getpid();
-	if (server_init(&x->srv, &cfg, &sys_ops, x, &stats, kids, ips) < 0) {
+	if (server_init(&x->srv, &cfg, &sys_ops, x, st, kids, ips) < 0) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -15,8 +15,6 @@
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
 
-struct stats stats;
-
 struct control {
 	uint64_t shutdown;
 };

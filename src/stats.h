@@ -111,10 +111,6 @@ struct conn_report {
 };
 #define CONN_REPORT_MAGIC 0x65636872u /* "echr" */
 
-/* echod's counters, kept by the parent (server_sys.c hands them to the
- * server loop). Children have a stale copy they never use. */
-extern struct stats stats;
-
 /* stats_add_report: add a child's report to the counters *st. */
 void stats_add_report(struct stats *st, const struct conn_report *r);
 
