@@ -2,10 +2,12 @@
 # The test command: installs what the tests need (Debian 12), then builds
 # with gcc and clang at -Werror and runs every check CI runs:
 #   ctest in release (gcc), ASan+UBSan (clang) and MSan (clang: engine,
-#   unit tests, corpus replay) builds; unit tests, corpus replay and the
-#   integration suite under Valgrind memcheck; libFuzzer for FUZZ_SECONDS
-#   (default 120) and AFL++ for AFL_SECONDS (default 60), each divided
-#   between the fuzz targets (at least 30 s each), from their corpus/NAME/.
+#   unit tests, corpus replay) builds; coverage of src/ over the whole
+#   suite and every corpus, gated (scripts/coverage.sh); unit tests, corpus
+#   replay and the integration suite under Valgrind memcheck; libFuzzer for
+#   FUZZ_SECONDS (default 120) and AFL++ for AFL_SECONDS (default 60), each
+#   divided between the fuzz targets (at least 30 s each), from their
+#   corpus/NAME/.
 # Any failure, sanitizer report, Valgrind error or fuzz finding fails it.
 # Usage: scripts/check.sh            everything
 #        QUICK=1 scripts/check.sh    release build + ctest only
@@ -23,7 +25,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 deps_install cmake make gcc libc6-dev clang clang-format libclang-rt-14-dev llvm-14 afl++ \
 	libcmocka-dev libseccomp-dev valgrind netcat-openbsd socat python3 procps \
 	strace gdb zip zlib1g-dev ucspi-tcp openbsd-inetd systemd util-linux \
-	python3-prometheus-client nodejs npm mandoc
+	python3-prometheus-client gcovr nodejs npm mandoc
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export MSAN_OPTIONS=${MSAN_OPTIONS:-abort_on_error=1}
@@ -87,6 +89,14 @@ step "clang MSan build"
 CC=clang build "$B/msan" -DCMAKE_BUILD_TYPE=Debug -DECHOD_MSAN=ON
 step "ctest: MSan"
 run_ctest "$B/msan"
+
+# --- 5b. coverage ------------------------------------------------------------
+# A gcc coverage build (its children write their counts too): the whole
+# suite and every corpus; fails under 95 % of lines or 90 % of branches of
+# echod's own files, or on an uncovered line not in
+# tests/coverage-exceptions.txt.
+step "coverage"
+scripts/coverage.sh "$B/coverage"
 
 # --- 6. Valgrind memcheck ----------------------------------------------------
 # Valgrind 3.19 cannot run the seccomp() system call and gives false reports

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "coverage.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -64,6 +65,7 @@ struct conn {
  * a child's heap dies with it anyway. */
 __attribute__((noreturn)) static void conn_exit(int status)
 {
+	coverage_child_flush(); /* coverage builds only: see coverage.h */
 	for (;;)
 		syscall(SYS_exit_group, status);
 }

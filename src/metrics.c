@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "coverage.h"
 #include "log.h"
 #include "sandbox.h"
 
@@ -87,14 +88,17 @@ writer(int sock, int dirfd, const char *base, const struct stats_info *in)
 	log_reinit_pid();
 	if (sandbox_writer(dirfd) < 0) {
 		log_warn("metrics: cannot confine the writer");
+		coverage_child_flush();
 		_exit(1);
 	}
 	for (;;) {
 		got = recv(sock, &st, sizeof(st), 0);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got != (ssize_t)sizeof(st))
+		if (got != (ssize_t)sizeof(st)) {
+			coverage_child_flush();	 /* coverage builds only */
 			_exit(got == 0 ? 0 : 1); /* the parent is done */
+		}
 		write_file(dirfd, base, tmp, &st, in);
 	}
 }

@@ -43,6 +43,7 @@
 #define LL_NET_CONNECT_TCP	  2ull
 #define LL_RULE_PATH_BENEATH	  1
 #define LL_FS_WRITE_FILE	  (1ull << 1)
+#define LL_FS_READ_FILE		  (1ull << 2)
 #define LL_FS_REMOVE_FILE	  (1ull << 5)
 #define LL_FS_MAKE_REG		  (1ull << 8)
 #define LL_FS_TRUNCATE		  (1ull << 14)
@@ -69,6 +70,64 @@ struct ll_ruleset_attr {
 
 static int landlock_abi; /* 0: none; probed by sandbox_install() */
 static int installed;
+
+#ifdef ECHOD_COVERAGE
+/*
+ * Coverage builds only (-DECHOD_COVERAGE=ON; SECURITY.md, "Coverage
+ * builds"). gcov writes the counts of every process, children included
+ * (coverage.h), as open(path, O_RDWR | O_CREAT, 0666), fcntl(F_SETLKW) to
+ * lock the file against the other writers, fcntl(F_GETFL) and fstat
+ * (fdopen), read, lseek, write, close, and malloc (brk). The least that
+ * lets that through, in the one filter both parent and children run:
+ *
+ * - the filter allows exactly those shapes: openat only with those flags
+ *   and that mode (any other open still dies by SIGSYS), fcntl only with
+ *   those two commands, newfstatat only on a descriptor (AT_EMPTY_PATH),
+ *   lseek, brk, and landlock_add_rule for the rule below. access() and
+ *   mkdir(), which gcov tries only when it cannot open a file, fail with
+ *   EACCES rather than kill: a build directory the children cannot write
+ *   then costs gcov's "Cannot open" line, not a SIGSYS;
+ * - each child's Landlock domain (and the metrics writer's) still
+ *   handles every file system right and grants back only reading,
+ *   writing and creating regular files beneath the build directory
+ *   (ECHOD_COVERAGE_DIR), opened O_PATH by sandbox_install() before the
+ *   filter (by sandbox_writer() in the writer, forked before it) and
+ *   closed by each once confined;
+ * - the uid drop stays: scripts/coverage.sh runs the tests with umask 000
+ *   and makes the object directories writable, so that uid 65534 can
+ *   update and create the .gcda files.
+ */
+
+static int coverage_dir = -1;
+
+static void coverage_open_dir(void)
+{
+	coverage_dir =
+	    open(ECHOD_COVERAGE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Into the child's ruleset: gcov's files beneath the build directory. */
+static int coverage_grant(int ruleset)
+{
+	if (coverage_dir < 0)
+		return 0; /* no counts from children, gcov says why */
+	return landlock_grant(ruleset, coverage_dir,
+			      LL_FS_READ_FILE | LL_FS_WRITE_FILE |
+				  LL_FS_MAKE_REG);
+}
+
+/* A child holds no descriptor it does not need. */
+static void coverage_child_done(void)
+{
+	if (coverage_dir >= 0)
+		close(coverage_dir);
+	coverage_dir = -1;
+}
+#else
+static inline void coverage_child_done(void)
+{
+}
+#endif
 
 const char *sandbox_name(void)
 {
@@ -135,6 +194,12 @@ static int enter_landlock(int grant_fd, uint64_t grant)
 		close(fd);
 		return -1;
 	}
+#ifdef ECHOD_COVERAGE
+	if (coverage_grant(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+#endif
 	rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
 	close(fd);
 	return rc;
@@ -145,6 +210,7 @@ int sandbox_child(pid_t parent)
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct caps[2];
 	struct rlimit none = {0, 0};
+	int rc;
 
 	/* Raw system calls: glibc's set*id wrappers synchronise threads with
 	 * signals, which a single-threaded child does not need. */
@@ -173,7 +239,9 @@ int sandbox_child(pid_t parent)
 		errno = ESRCH;
 		return -1;
 	}
-	return enter_landlock(-1, 0);
+	rc = enter_landlock(-1, 0);
+	coverage_child_done(); /* coverage builds only */
+	return rc;
 }
 
 static int allow(scmp_filter_ctx ctx, int nr, unsigned n,
@@ -244,6 +312,40 @@ static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, uint64_t a,
 	c.datum_b = b;
 	return c;
 }
+
+#ifdef ECHOD_COVERAGE
+/* gcov's calls, as narrow as they go (see coverage_dir above). */
+static int coverage_rules(scmp_filter_ctx ctx)
+{
+	static const int any[] = {SCMP_SYS(lseek), SCMP_SYS(brk),
+				  SCMP_SYS(landlock_add_rule)};
+	static const int refused[] = {SCMP_SYS(access), SCMP_SYS(mkdir),
+				      SCMP_SYS(mkdirat)};
+	struct scmp_arg_cmp a[2];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(any) / sizeof(any[0]); i++)
+		if ((rc = allow(ctx, any[i], 0, NULL)) < 0)
+			return rc;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES),
+					   refused[i], 0)) < 0)
+			return rc;
+	a[0] = arg(2, SCMP_CMP_EQ, O_RDWR | O_CREAT, 0);
+	a[1] = arg(3, SCMP_CMP_EQ, 0666, 0);
+	if ((rc = allow(ctx, SCMP_SYS(openat), 2, a)) < 0)
+		return rc;
+	a[0] = arg(1, SCMP_CMP_EQ, F_SETLKW, 0);
+	if ((rc = allow(ctx, SCMP_SYS(fcntl), 1, a)) < 0)
+		return rc;
+	a[0] = arg(1, SCMP_CMP_EQ, F_GETFL, 0);
+	if ((rc = allow(ctx, SCMP_SYS(fcntl), 1, a)) < 0)
+		return rc;
+	a[0] = arg(3, SCMP_CMP_EQ, AT_EMPTY_PATH, 0);
+	return allow(ctx, SCMP_SYS(newfstatat), 1, a);
+}
+#endif
 
 static int add_rules(scmp_filter_ctx ctx)
 {
@@ -320,6 +422,10 @@ static int add_rules(scmp_filter_ctx ctx)
 	a[0] = arg(0, SCMP_CMP_EQ, RLIMIT_NPROC, 0);
 	if ((rc = allow(ctx, SCMP_SYS(setrlimit), 1, a)) < 0)
 		return rc;
+#ifdef ECHOD_COVERAGE
+	if ((rc = coverage_rules(ctx)) < 0)
+		return rc;
+#endif
 	return 0;
 }
 
@@ -337,6 +443,9 @@ int sandbox_install(char *err, size_t errlen)
 	if (__lsan_do_leak_check != NULL)
 		__lsan_do_leak_check();
 	probe_landlock();
+#ifdef ECHOD_COVERAGE
+	coverage_open_dir(); /* before the filter forbids it */
+#endif
 	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (ctx == NULL) {
 		snprintf(err, errlen, "seccomp_init failed");
@@ -369,13 +478,23 @@ fail:
 
 int sandbox_writer(int dirfd)
 {
+	int rc;
+
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -1;
 	probe_landlock();
+#ifdef ECHOD_COVERAGE
+	/* Forked before sandbox_install(): its gcov counts need the build
+	 * directory too. */
+	if (coverage_dir < 0)
+		coverage_open_dir();
+#endif
 	/* Write, create, replace (rename over) and truncate files beneath
 	 * its folder; nothing else on any file system. */
-	return enter_landlock(dirfd, LL_FS_WRITE_FILE | LL_FS_MAKE_REG |
-					 LL_FS_REMOVE_FILE | LL_FS_TRUNCATE);
+	rc = enter_landlock(dirfd, LL_FS_WRITE_FILE | LL_FS_MAKE_REG |
+				       LL_FS_REMOVE_FILE | LL_FS_TRUNCATE);
+	coverage_child_done(); /* coverage builds only */
+	return rc;
 }
 
 #else /* !ECHOD_SANDBOX */

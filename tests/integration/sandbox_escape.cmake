@@ -6,6 +6,6 @@
 if(ECHOD_SANDBOX)
   echod_integ(test_sandbox_escape.py filter_loaded_once 60 novalgrind)
   echod_integ(test_sandbox_escape.py child_status 30 novalgrind)
-  echod_integ(test_sandbox_escape.py child_forbidden_actions 60 novalgrind)
+  echod_integ(test_sandbox_escape.py child_forbidden_actions 120 novalgrind)
   echod_integ(test_sandbox_escape.py control_page_readonly 30 novalgrind)
 endif()

@@ -951,6 +951,8 @@ def case_child_oom():
             s.close()
         reason = e.wait_close(cp, h.T(5))
         h.eq(reason, "resource-error: out of memory", "close reason")
+        # The counters take the child's report once it is reaped.
+        e.wait_no_children()
         st = e.stats()
         h.eq(h.stat_int(st, "resource_errors"), 1, "resource_errors")
         h.log("RLIMIT_AS %d MiB: %s" % (limit, e.close_line(cp)))

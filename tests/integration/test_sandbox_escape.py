@@ -19,6 +19,12 @@ Cases:
   child_forbidden_actions  gdb attaches to a live child and makes it run each
                            forbidden system call; each must fail (return -1)
                            or kill the child with SIGSYS, and have no effect.
+                           gcov's own open (O_RDWR|O_CREAT, 0666) must be
+                           killed in a release build; a coverage build lets
+                           that shape through the filter (its children
+                           write their counts, SECURITY.md "Coverage
+                           builds"), and Landlock must then refuse it
+                           outside the build directory: EACCES.
   control_page_readonly    no rw-s mapping in a child; the echod-control
                            mapping cannot be written through /proc/<pid>/mem,
                            not even by root.
@@ -79,7 +85,7 @@ NR = {
     "clone3": 435,
 }
 AT_FDCWD = -100
-O_RDONLY, O_WRONLY, O_CREAT, O_EXCL = 0, 0o1, 0o100, 0o200
+O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL = 0, 0o1, 0o2, 0o100, 0o200
 AF_UNIX, AF_INET = 1, 2
 SOCK_STREAM, SOCK_DGRAM = 1, 2
 PTRACE_ATTACH = 16
@@ -87,6 +93,24 @@ PROT_READ, PROT_WRITE = 1, 2
 SIGCHLD = 17
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
+
+
+def coverage_build():
+    """Whether the echod under test is a coverage build (-DECHOD_COVERAGE=ON):
+    its children write gcov's counts before they leave, so the binary holds
+    the paths of its .gcda files, and its filter lets gcov's calls through
+    (src/sandbox.c)."""
+    with open(h.ECHOD, "rb") as f:
+        return b".gcda\0" in f.read()
+
+
+def have_landlock():
+    """Whether this kernel has Landlock (its ABI version is above 0)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0),
+                        ctypes.c_long(1)) > 0
 
 
 # --- /proc helpers -----------------------------------------------------------
@@ -752,7 +776,13 @@ def case_child_forbidden_actions():
     exec_marker = "/tmp/%s-exec" % tag
     new_file = "/tmp/%s-new" % tag
     new_file2 = "/tmp/%s-new2" % tag
-    for p in (exec_marker, new_file, new_file2):
+    gcov_file = "/tmp/%s-gcov" % tag
+    coverage = coverage_build()
+    landlock = have_landlock()
+    h.log("%s build of echod, %s" % ("coverage" if coverage else "release",
+                                     "Landlock" if landlock
+                                     else "no Landlock"))
+    for p in (exec_marker, new_file, new_file2, gcov_file):
         h.check(not os.path.exists(p), "%s exists before the test" % p)
 
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -907,6 +937,17 @@ def case_child_forbidden_actions():
         return ["the parent's memory was written"] if now == pvw["marker"] \
             else []
 
+    # gcov's open: the one shape of open a coverage build's filter lets
+    # through; what each build must do with it, exactly.
+    gcov_open = ("openat(AT_FDCWD, \"%s\", O_RDWR|O_CREAT, 0666) (gcov's)"
+                 % gcov_file)
+    expect = {gcov_open: "killed by SIGSYS"}
+    if coverage:
+        h.check(landlock, "a coverage build lets gcov's open through its "
+                "filter: only Landlock keeps it beneath the build "
+                "directory, and this kernel has no Landlock")
+        expect[gcov_open] = "returned -1 errno EACCES"
+
     actions = [
         ("execve(\"/bin/sh\", -c, echo > marker)", exec_build, exec_check),
         ("open(\"/etc/passwd\", O_RDONLY)",
@@ -919,6 +960,8 @@ def case_child_forbidden_actions():
         ("open(\"%s\", O_WRONLY|O_CREAT|O_EXCL)" % new_file2,
          path_build(NR["open"], new_file2, O_WRONLY | O_CREAT | O_EXCL,
                     0o666), no_file(new_file2)),
+        (gcov_open, path_build(NR["openat"], gcov_file, O_RDWR | O_CREAT,
+                               0o666), no_file(gcov_file)),
         ("socket(AF_INET, SOCK_STREAM, 0)",
          lambda c: (NR["socket"], [AF_INET, SOCK_STREAM, 0], b""), None),
         ("socket(AF_UNIX, SOCK_DGRAM, 0)",
@@ -977,6 +1020,9 @@ def case_child_forbidden_actions():
             effects += effects_common(fx)
             if effects:
                 ok = False
+            if name in expect and not verdict.startswith(expect[name]):
+                verdict += " (expected in this build: %s)" % expect[name]
+                ok = False
             h.log("  -> %s%s" % (verdict, "".join("\n     EFFECT: " + x
                                                    for x in effects)))
             report.append((name, verdict, effects, ok))
@@ -1003,7 +1049,7 @@ def case_child_forbidden_actions():
     finally:
         lsock.close()
         fx.close()
-        for p in (exec_marker, new_file, new_file2):
+        for p in (exec_marker, new_file, new_file2, gcov_file):
             if os.path.exists(p):
                 os.unlink(p)
         if fx.e.alive():

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/sockios.h>
@@ -342,6 +344,172 @@ static void test_forbidden(void **state)
 	}
 }
 
+/*
+ * gcov's calls. A coverage build (-DECHOD_COVERAGE=ON, which defines
+ * ECHOD_COVERAGE here too) lets exactly the calls with which gcov writes
+ * a child's counts through the filter, and each child's Landlock domain
+ * grants the build directory only (sandbox.c, SECURITY.md "Coverage
+ * builds"); a release build kills every one of them. Each action is
+ * asserted for the build it runs in: what a coverage build must allow,
+ * refuse with an error, or still kill.
+ */
+#ifdef ECHOD_COVERAGE
+static const int coverage_build = 1;
+#define PROBE_DIR ECHOD_COVERAGE_DIR "/tests/unit/sandbox-probe"
+#else
+static const int coverage_build = 0;
+#define PROBE_DIR "/tmp/echod-sandbox-probe"
+#endif
+#define KILLED	(128 + SIGSYS)
+#define ALLOWED 0
+
+static char inside[128], outside[128];
+static int which_gcov;
+
+static long gcov_sequence(void)
+{
+	struct flock lk;
+	struct stat st;
+	char b[8];
+	int fd;
+
+	fd = (int)syscall(SYS_openat, AT_FDCWD, inside, O_RDWR | O_CREAT, 0666);
+	if (fd < 0)
+		return -1;
+	memset(&lk, 0, sizeof(lk));
+	lk.l_type = F_WRLCK;
+	lk.l_whence = SEEK_SET;
+	if (syscall(SYS_fcntl, fd, F_SETLKW, &lk) < 0 ||
+	    syscall(SYS_fcntl, fd, F_GETFL) < 0 ||
+	    syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH) < 0 ||
+	    syscall(SYS_read, fd, b, sizeof(b)) < 0 ||
+	    syscall(SYS_lseek, fd, 0, SEEK_SET) < 0 ||
+	    syscall(SYS_write, fd, "counts", 6) != 6)
+		return -1;
+	return syscall(SYS_close, fd);
+}
+
+static long try_gcov(int which, int fd)
+{
+	struct stat st;
+	struct {
+		uint64_t access;
+		int32_t fd;
+	} __attribute__((packed)) rule = {1ull << 2, -1};
+
+	switch (which) {
+	case 0:
+		return syscall(SYS_openat, AT_FDCWD, outside, O_RDWR | O_CREAT,
+			       0666);
+	case 1:
+		return gcov_sequence();
+	case 2:
+		return syscall(SYS_openat, AT_FDCWD, inside, O_RDWR | O_CREAT,
+			       0644);
+	case 3:
+		return syscall(SYS_openat, AT_FDCWD, inside, O_RDWR);
+	case 4:
+		return syscall(SYS_fcntl, fd, F_GETFL);
+	case 5:
+		return syscall(SYS_fcntl, fd, F_SETFL, O_APPEND);
+	case 6:
+		return syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH);
+	case 7:
+		return syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st, 0);
+	case 8:
+		return syscall(SYS_lseek, fd, 0, SEEK_SET);
+	case 9:
+		return syscall(SYS_brk, 0);
+	case 10:
+		return syscall(SYS_access, "/etc/passwd", F_OK);
+	case 11:
+		return syscall(SYS_mkdir, outside, 0777);
+	default:
+		return syscall(SYS_landlock_add_rule, -1, 1, &rule, 0);
+	}
+}
+
+/* The child's status: 0 when the call worked, its errno when it failed,
+ * 128 + SIGSYS when it was killed. */
+static int gcov_action(int fd, pid_t server)
+{
+	long r;
+
+	(void)server;
+	r = try_gcov(which_gcov, fd);
+	return r >= 0 ? 0 : errno;
+}
+
+static void test_gcov_calls(void **state)
+{
+	int landlock = syscall(SYS_landlock_create_ruleset, NULL, 0, 1) > 0;
+	struct {
+		const char *name;
+		int release, coverage;
+	} act[] = {
+	    /* gcov's open, outside the build directory: Landlock says no
+	     * (without Landlock, only the file permissions do). */
+	    {"openat(outside, O_RDWR|O_CREAT, 0666)", KILLED,
+	     landlock ? EACCES : ALLOWED},
+	    {"gcov's write beneath the build directory", KILLED, ALLOWED},
+	    {"openat(inside, O_RDWR|O_CREAT, 0644)", KILLED, KILLED},
+	    {"openat(inside, O_RDWR)", KILLED, KILLED},
+	    {"fcntl(F_GETFL)", KILLED, ALLOWED},
+	    {"fcntl(F_SETFL, O_APPEND)", KILLED, KILLED},
+	    {"newfstatat(fd, \"\", AT_EMPTY_PATH)", KILLED, ALLOWED},
+	    {"newfstatat(\"/etc/passwd\")", KILLED, KILLED},
+	    {"lseek(socket)", KILLED, ESPIPE},
+	    {"brk", KILLED, ALLOWED},
+	    {"access", KILLED, EACCES},
+	    {"mkdir", KILLED, EACCES},
+	    {"landlock_add_rule(-1)", KILLED, EBADF},
+	};
+	unsigned i;
+	int peer, r, want;
+	pid_t pid;
+
+	(void)state;
+	snprintf(inside, sizeof(inside), "%s/%d", PROBE_DIR, (int)getpid());
+	snprintf(outside, sizeof(outside), "/tmp/echod-sandbox-outside-%d",
+		 (int)getpid());
+	/* The children may run as uid 65534. */
+	if (mkdir(PROBE_DIR, 0777) < 0)
+		assert_int_equal(errno, EEXIST);
+	assert_int_equal(chmod(PROBE_DIR, 0777), 0);
+	print_message("%s build, %s\n", coverage_build ? "coverage" : "release",
+		      landlock ? "Landlock" : "no Landlock");
+	for (i = 0; i < sizeof(act) / sizeof(act[0]); i++) {
+		which_gcov = (int)i;
+		unlink(inside);
+		unlink(outside);
+		rmdir(outside);
+		pid = spawn_sandboxed(gcov_action, &peer);
+		r = reap(pid, peer);
+		want = coverage_build ? act[i].coverage : act[i].release;
+		print_message("%-44s -> %s (%d)\n", act[i].name,
+			      r == KILLED ? "killed by SIGSYS"
+			      : r == 0	  ? "allowed"
+					  : strerror(r),
+			      r);
+		assert_int_equal(r, want);
+		if (i == 0 && landlock)
+			assert_int_equal(access(outside, F_OK), -1);
+		if (i == 1 && coverage_build) {
+			char b[8] = "";
+			int fd = open(inside, O_RDONLY);
+
+			assert_true(fd >= 0);
+			assert_int_equal(read(fd, b, sizeof(b)), 6);
+			assert_memory_equal(b, "counts", 6);
+			close(fd);
+		}
+	}
+	unlink(inside);
+	unlink(outside);
+	rmdir(outside);
+	rmdir(PROBE_DIR);
+}
+
 /* The server itself, under the same filter, can still fork and signal
  * its children (the drain needs SIGTERM and SIGKILL). */
 static void test_server_can_fork_and_kill(void **state)
@@ -433,6 +601,7 @@ int main(void)
 	    cmocka_unit_test(test_serving_calls_allowed),
 	    cmocka_unit_test(test_status),
 	    cmocka_unit_test(test_forbidden),
+	    cmocka_unit_test(test_gcov_calls),
 	    cmocka_unit_test(test_server_can_fork_and_kill),
 	    cmocka_unit_test(test_child_dies_with_server),
 	};
