@@ -25,7 +25,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 deps_install cmake make gcc libc6-dev clang clang-format libclang-rt-14-dev llvm-14 afl++ \
 	libcmocka-dev libseccomp-dev valgrind netcat-openbsd socat python3 procps \
 	strace gdb zip zlib1g-dev ucspi-tcp openbsd-inetd systemd util-linux \
-	python3-prometheus-client gcovr nodejs npm mandoc
+	python3-prometheus-client gcovr mandoc
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export MSAN_OPTIONS=${MSAN_OPTIONS:-abort_on_error=1}
@@ -54,6 +54,10 @@ B=$root/build-ci
 
 # HdrHistogram's JavaScript implementation reads echo-stress's interval
 # logs in stress_hdr_log (npm registry; Debian has no package for it).
+# Node.js and npm may come from elsewhere than Debian (NodeSource's
+# nodejs, which conflicts with Debian's npm): Debian's only when missing.
+command -v node >/dev/null && command -v npm >/dev/null ||
+	deps_install nodejs npm
 if [ ! -d "$B/node/node_modules/hdr-histogram-js" ]; then
 	step "npm install hdr-histogram-js"
 	npm install --silent --no-audit --no-fund --prefix "$B/node" \
