@@ -185,9 +185,9 @@ struct proxy {
 	uint8_t tlv_n;	   /* v2: bytes of it read; SSL: client/verify read */
 	uint8_t v2cmd;	   /* v2: the command */
 	uint8_t v2fam;	   /* v2: the family and transport byte */
-	uint8_t v1fam;	   /* v1: 4, 6, or 0 for UNKNOWN, once known */
+	uint8_t v1fam;	   /* v1: 4, 6, 1 (UNKNOWN); 0 before the keyword */
 	uint8_t line[PROXY_V1_MAX_LEN]; /* v1: the line so far */
-	struct proxy_result res;	/* v2: filled as fields pass */
+	struct proxy_result res; /* v2: filled as fields pass; v1: at CRLF */
 };
 
 /*
