@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "clock.h"
 #include "parse.h"
 #include "proto.h"
 
@@ -317,14 +318,6 @@ static void parse_args(int argc, char **argv, struct client_opts *o)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left until deadline for poll(); -1 when there is none. */
 static int ms_left(int64_t deadline)
 {
@@ -332,7 +325,7 @@ static int ms_left(int64_t deadline)
 
 	if (deadline < 0)
 		return -1;
-	left = deadline - now_ms();
+	left = deadline - clock_ms();
 	if (left < 0)
 		return 0;
 	return left > INT_MAX ? INT_MAX : (int)left;
@@ -340,7 +333,7 @@ static int ms_left(int64_t deadline)
 
 static int64_t deadline_in(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
 }
 
 /*
