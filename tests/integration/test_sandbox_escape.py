@@ -982,8 +982,12 @@ def case_child_forbidden_actions():
         # The child is a member of the group: the call succeeds when it
         # reaches the child alone (Landlock's signal scoping stops it at
         # every other process), which the checks verify.
-        ("kill(0, SIGTERM) (echod's process group)",
-         lambda c: (NR["kill"], [0, signal.SIGTERM], b""), parent_untouched,
+        # SIGQUIT, which drains echod as SIGTERM does: the child takes
+        # SIGTERM itself (its handler ends blocking calls, conn.c), and a
+        # SIGTERM to itself would interrupt the call gdb injects; SIGQUIT
+        # stays blocked in the child, as SIGTERM was before.
+        ("kill(0, SIGQUIT) (echod's process group)",
+         lambda c: (NR["kill"], [0, signal.SIGQUIT], b""), parent_untouched,
          "reached no other process: parent and sibling unaffected"),
         ("kill(sibling, SIGKILL)",
          lambda c: (NR["kill"], [c["sibling"], signal.SIGKILL], b""), None),
