@@ -23,6 +23,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
+#include <sys/types.h>
 
 struct fault {
 	unsigned skip;	/* calls let through first */
@@ -69,6 +71,44 @@ static inline int fault_fire(struct fault *f)
 		if (fault_fire(&fault_##name))                                 \
 			return failed;                                         \
 		return __real_##name args;                                     \
+	}
+
+/*
+ * A script of results for write() (link with WRAP write; one
+ * FAULT_WRITE_SCRIPT in the test file): step n > 0 writes min(n, asked)
+ * bytes for real, n < 0 fails with errno -n, 0 returns 0; calls past the
+ * script are the real write. fault_write_script(0, NULL) ends a script.
+ */
+struct fault_wscript {
+	int n, i;
+	long step[8];
+};
+
+#define FAULT_WRITE_SCRIPT()                                                   \
+	static struct fault_wscript fault_wscript;                             \
+	ssize_t __real_write(int fd, const void *b, size_t n);                 \
+	ssize_t __wrap_write(int fd, const void *b, size_t n);                 \
+	ssize_t __wrap_write(int fd, const void *b, size_t n)                  \
+	{                                                                      \
+		long s;                                                        \
+		if (fault_wscript.i >= fault_wscript.n)                        \
+			return __real_write(fd, b, n);                         \
+		s = fault_wscript.step[fault_wscript.i++];                     \
+		if (s > 0)                                                     \
+			return __real_write(fd, b,                             \
+					    (size_t)s < n ? (size_t)s : n);    \
+		if (s == 0)                                                    \
+			return 0;                                              \
+		errno = (int)-s;                                               \
+		return -1;                                                     \
+	}                                                                      \
+	static void fault_write_script(int n, const long *steps)               \
+	{                                                                      \
+		if (n > 0)                                                     \
+			memcpy(fault_wscript.step, steps,                      \
+			       (size_t)n * sizeof(*steps));                    \
+		fault_wscript.n = n;                                           \
+		fault_wscript.i = 0;                                           \
 	}
 
 #endif /* ECHOD_TEST_FAULT_H */

@@ -72,36 +72,7 @@ int __wrap_fcntl(int fd, int cmd, ...)
 	return __real_fcntl(fd, cmd, arg);
 }
 
-/* write: a script of results (n > 0: write min(n, asked) bytes for real;
- * n <= 0: fail with errno -n, 0 returns 0), then the real write. */
-static struct {
-	int n, i;
-	long step[8];
-} wscript;
-
-ssize_t __real_write(int fd, const void *b, size_t n);
-ssize_t __wrap_write(int fd, const void *b, size_t n);
-ssize_t __wrap_write(int fd, const void *b, size_t n)
-{
-	long s;
-
-	if (wscript.i >= wscript.n)
-		return __real_write(fd, b, n);
-	s = wscript.step[wscript.i++];
-	if (s > 0)
-		return __real_write(fd, b, (size_t)s < n ? (size_t)s : n);
-	if (s == 0)
-		return 0;
-	errno = (int)-s;
-	return -1;
-}
-
-static void script(int n, const long *steps)
-{
-	memcpy(wscript.step, steps, (size_t)n * sizeof(*steps));
-	wscript.n = n;
-	wscript.i = 0;
-}
+FAULT_WRITE_SCRIPT()
 
 /* clock_gettime(CLOCK_REALTIME): the time the log line says, when set. */
 static int fake_time_on;
@@ -652,27 +623,27 @@ static int drops(void)
 	static const long note_fails[] = {-EAGAIN};
 
 	log_init("echod", LOG_LEVEL_INFO);
-	script(1, eintr);
+	fault_write_script(1, eintr);
 	log_info("after EINTR"); /* retried: written */
 	if (log_dropped_total() != 0)
 		return 10;
-	script(3, short3);
+	fault_write_script(3, short3);
 	log_info("cut three times"); /* 45 bytes, then given up */
 	if (log_dropped_total() != 1)
 		return 11;
 	if (write(STDERR_FILENO, "\n", 1) != 1)
 		return 14;
-	script(1, full);
+	fault_write_script(1, full);
 	log_info("dropped: EAGAIN");
-	script(1, zero);
+	fault_write_script(1, zero);
 	log_info("dropped: 0");
 	if (log_dropped_total() != 3)
 		return 12;
-	script(1, short2);
+	fault_write_script(1, short2);
 	log_info("the announcement taken in two writes");
 	/* Lines another process dropped are announced, not counted. */
 	log_dropped_elsewhere(5);
-	script(1, note_fails);
+	fault_write_script(1, note_fails);
 	log_info("dropped with its announcement");
 	log_info("after the drops");
 	return log_dropped_total() == 4 ? 0 : 13;

@@ -34,39 +34,7 @@ FAULT_WRAP(int, getsockname, (int fd, struct sockaddr *sa, socklen_t *l),
 	   (fd, sa, l), -1)
 FAULT_WRAP(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), -1)
 
-/* write: a script of results for the calls net_write() makes. A step of
- * n > 0 writes min(n, asked) bytes for real; n <= 0 fails with errno -n
- * (0: returns 0). Unscripted calls are the real write. */
-static struct {
-	int on;
-	int n, i;
-	long step[8];
-} wscript;
-
-ssize_t __real_write(int fd, const void *b, size_t n);
-ssize_t __wrap_write(int fd, const void *b, size_t n);
-ssize_t __wrap_write(int fd, const void *b, size_t n)
-{
-	long s;
-
-	if (!wscript.on || wscript.i >= wscript.n)
-		return __real_write(fd, b, n);
-	s = wscript.step[wscript.i++];
-	if (s > 0)
-		return __real_write(fd, b, (size_t)s < n ? (size_t)s : n);
-	if (s == 0)
-		return 0;
-	errno = (int)-s;
-	return -1;
-}
-
-static void script(int n, const long *steps)
-{
-	memcpy(wscript.step, steps, (size_t)n * sizeof(*steps));
-	wscript.n = n;
-	wscript.i = 0;
-	wscript.on = 1;
-}
+FAULT_WRITE_SCRIPT()
 
 static int teardown(void **state)
 {
@@ -77,7 +45,7 @@ static int teardown(void **state)
 	memset(&fault_listen, 0, sizeof(struct fault));
 	memset(&fault_getsockname, 0, sizeof(struct fault));
 	memset(&fault_read, 0, sizeof(struct fault));
-	wscript.on = 0;
+	fault_write_script(0, NULL);
 	return 0;
 }
 
@@ -104,7 +72,7 @@ static void test_write_partial_then_error(void **state)
 
 	(void)state;
 	pair(sv);
-	script(3, steps);
+	fault_write_script(3, steps);
 	assert_int_equal(net_write(sv[0], "abcdefgh", 8), 3);
 	drain_exact(sv[1], "abc", 3);
 	errno = 0;
@@ -122,7 +90,7 @@ static void test_write_error_first(void **state)
 
 	(void)state;
 	pair(sv);
-	script(1, steps);
+	fault_write_script(1, steps);
 	assert_int_equal(net_write(sv[0], "ab", 2), -1);
 	assert_int_equal(errno, ECONNRESET);
 	close(sv[0]);
@@ -137,9 +105,9 @@ static void test_write_short_and_eintr(void **state)
 
 	(void)state;
 	pair(sv);
-	script(6, steps);
+	fault_write_script(6, steps);
 	assert_int_equal(net_write(sv[0], "abcdefgh", 8), 8);
-	assert_int_equal(wscript.i, 6);
+	assert_int_equal(fault_wscript.i, 6);
 	drain_exact(sv[1], "abcdefgh", 8);
 	close(sv[0]);
 	close(sv[1]);
@@ -156,12 +124,12 @@ static void test_write_full(void **state)
 
 	(void)state;
 	pair(sv);
-	script(2, partial);
+	fault_write_script(2, partial);
 	assert_int_equal(net_write(sv[0], "abcdefgh", 8), 4);
 	drain_exact(sv[1], "abcd", 4);
-	script(1, none);
+	fault_write_script(1, none);
 	assert_int_equal(net_write(sv[0], "abcdefgh", 8), 0);
-	script(2, zero);
+	fault_write_script(2, zero);
 	assert_int_equal(net_write(sv[0], "abcdefgh", 8), 2);
 	drain_exact(sv[1], "ab", 2);
 	assert_int_equal(net_write(sv[0], "", 0), 0);
