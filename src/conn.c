@@ -30,6 +30,8 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +60,13 @@ struct conn {
 	const struct sockaddr *peer_sa;
 	socklen_t peer_len;
 	char peer[NET_ADDRSTRLEN];
+	/* --proxy-protocol: the client the header named (peer_sa then
+	 * points here), whether the accept line is out, and the parent
+	 * that answers claims (0: no --max-per-ip, nothing to claim). */
+	struct sockaddr_storage real;
+	uint8_t accept_logged;
+	pid_t claim_parent;
+	int report_fd;
 };
 
 /* Leave the child. Not _exit(): sanitizer runtimes intercept it to run a
@@ -379,6 +388,94 @@ static void op_echoed(void *io, const uint8_t *b, size_t n,
 	}
 }
 
+/* Claim the client's address from the parent (--max-per-ip counts it
+ * there, one claim at a time) and wait for the answer. Returns 1 to
+ * serve, 0 to drop, -1 when no answer came. A stop request ends the wait
+ * with a yes: the session then closes for the shutdown. */
+static int claim(struct conn *c, const uint8_t key[16], uint16_t port)
+{
+	struct conn_report rep;
+	struct timespec ts;
+	siginfo_t si;
+	sigset_t set;
+	int64_t end = clock_ms() + CONN_VERDICT_WAIT_MS;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.magic = CONN_CLAIM_MAGIC;
+	memcpy(rep.addr, key, 16);
+	rep.port = port;
+	if (send(c->report_fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL) <
+	    0)
+		return -1;
+	sigemptyset(&set);
+	sigaddset(&set, CONN_SIG_VERDICT);
+	while (!op_stopping(c)) {
+		if (clock_until(end, &ts) == NULL || clock_ms() >= end)
+			return -1;
+		if (sigtimedwait(&set, &si, &ts) < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				return -1;
+			continue;
+		}
+		if (si.si_code == SI_QUEUE && si.si_pid == c->claim_parent)
+			return si.si_value.sival_int != 0;
+	}
+	return 1;
+}
+
+/* The PROXY header is in: the client it names is who the log lines, the
+ * per-address limit and the metrics see from now on (LOCAL and UNKNOWN
+ * keep the proxy's address). Logs "accept CLIENT via PROXY". */
+static int op_proxied(void *io, const struct proxy_result *r)
+{
+	struct conn *c = io;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&c->real;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->real;
+	char via[NET_ADDRSTRLEN] = "";
+	uint8_t key[16];
+	uint16_t port;
+	int ok;
+
+	if (r->proxied) {
+		memset(&c->real, 0, sizeof(c->real));
+		if (r->family == AF_INET) {
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, r->src, 4);
+			s4->sin_port = htons(r->src_port);
+		} else {
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, r->src, 16);
+			s6->sin6_port = htons(r->src_port);
+		}
+		snprintf(via, sizeof(via), "%s", peer_str(c));
+		c->peer_sa = (const struct sockaddr *)&c->real;
+		c->peer_len = sizeof(c->real);
+		c->peer[0] = '\0';
+	}
+	if (c->claim_parent != 0) {
+		net_addr_key(c->peer_sa, key);
+		port = ntohs(
+		    c->peer_sa->sa_family == AF_INET
+			? ((const struct sockaddr_in *)c->peer_sa)->sin_port
+			: ((const struct sockaddr_in6 *)c->peer_sa)->sin6_port);
+		ok = claim(c, key, port);
+		if (ok < 0)
+			log_warnx("close %s: no answer from the parent to its "
+				  "claim (--max-per-ip)",
+				  peer_str(c));
+		if (ok <= 0)
+			return -1;
+	}
+	c->accept_logged = 1;
+	if (!log_enabled(LOG_LEVEL_INFO))
+		return 0;
+	if (via[0] != '\0')
+		log_info("accept %s via %s", peer_str(c), via);
+	else
+		log_info("accept %s", peer_str(c));
+	return 0;
+}
+
 /* .echoed is set in the child with -v only: without it the session makes
  * no call per engine run. */
 static struct session_ops conn_ops = {
@@ -466,19 +563,42 @@ void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
 	cfg.linger_ms = SESSION_LINGER_MS;
 	cfg.linger_poll_ms = SESSION_LINGER_POLL_MS;
 	cfg.bufsize = SESSION_BUF_SIZE;
+	cfg.proxy = o->proxy;
+	cfg.proxy_ms = o->proxy_timeout * 1000u;
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		conn_ops.echoed = op_echoed;
+	if (o->proxy != 0) {
+		conn_ops.proxied = op_proxied;
+		c->report_fd = ctx->report_fd;
+		if (o->max_per_ip > 0 && ctx->report_fd >= 0)
+			c->claim_parent = ctx->parent;
+		uint8_t key[16];
+
+		net_addr_key(peer, key);
+		if (ctx->parent == 0 &&
+		    !parse_cidr_list_match(o->proxy_from, o->nproxy_from,
+					   key)) {
+			/* inetd mode: no parent checked the peer. */
+			log_warnx("reject %s reason=untrusted-proxy",
+				  peer_str(c));
+			conn_exit(0);
+		}
+	}
 	if (session_init(s, &cfg, &conn_ops, c, mem.in, mem.out, msgbuf,
 			 msgcap) != 0) {
 		log_warnx("close %s: bad engine configuration", peer_str(c));
 		conn_exit(1);
 	}
-	if (log_enabled(LOG_LEVEL_INFO))
+	if (o->proxy == 0 && log_enabled(LOG_LEVEL_INFO))
 		log_info("accept %s", peer_str(c));
 
 	session_serve(s);
 
 	close(fd);
+	if (s->reason == CLOSE_REJECTED)
+		conn_exit(0); /* the parent logged and counted it */
+	if (o->proxy != 0 && !c->accept_logged && log_enabled(LOG_LEVEL_INFO))
+		log_info("accept %s", peer_str(c)); /* no header came */
 	dur = clock_ms() - s->start_ms;
 	s->rep.duration_ms = dur;
 	if (log_enabled(LOG_LEVEL_INFO))

@@ -12,6 +12,14 @@
 
 #include "opts.h"
 
+/* The parent's answer to a child's claim (server.h, --max-per-ip with the
+ * PROXY protocol): sigqueue()d with the verdict as its value. Blocked in
+ * the parent from the start, so every child is born with it blocked and
+ * takes it with sigtimedwait(). */
+#define CONN_SIG_VERDICT (SIGRTMIN + 1)
+/* How long a child waits for that answer before it gives the client up. */
+#define CONN_VERDICT_WAIT_MS 5000
+
 /* What a connection needs from whoever started it, besides the socket. */
 struct conn_ctx {
 	const struct echod_opts *o;

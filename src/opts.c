@@ -23,6 +23,9 @@ enum {
 	OPT_SYSLOG,
 	OPT_METRICS_INTERVAL,
 	OPT_METRICS_FILE,
+	OPT_PROXY_PROTOCOL,
+	OPT_PROXY_FROM,
+	OPT_PROXY_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +43,9 @@ static const struct option long_opts[] = {
     {"syslog", no_argument, NULL, OPT_SYSLOG},
     {"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
     {"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
+    {"proxy-protocol", required_argument, NULL, OPT_PROXY_PROTOCOL},
+    {"proxy-from", required_argument, NULL, OPT_PROXY_FROM},
+    {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -75,7 +81,7 @@ static const char *listening_opt(int c)
 }
 
 /* The help text, with the defaults and ranges filled in from opts.h. */
-static char help_text[3072];
+static char help_text[3584];
 
 const char *opts_help(void)
 {
@@ -124,6 +130,17 @@ const char *opts_help(void)
 	    "      --metrics-interval S  rewrite it and send systemd STATUS= "
 	    "every S\n"
 	    "                            seconds, %u-%u (default %u)\n"
+	    "      --proxy-protocol V    every connection starts with a PROXY "
+	    "protocol\n"
+	    "                            header: v1, v2 or any (default "
+	    "off)\n"
+	    "      --proxy-from CIDR,... the proxies allowed to send one "
+	    "(required with\n"
+	    "                            --proxy-protocol); others are "
+	    "closed at once\n"
+	    "      --proxy-timeout S     seconds a proxy may take to send the "
+	    "whole\n"
+	    "                            header, %u-%u (default %u)\n"
 	    "  -q, --quiet               log errors and warnings only\n"
 	    "  -v, --verbose             also log each message (escaped, cut "
 	    "at %u bytes)\n"
@@ -140,7 +157,9 @@ const char *opts_help(void)
 	    OPTS_IDLE_TIMEOUT_DEFAULT, OPTS_BACKLOG_MAX, OPTS_BACKLOG_DEFAULT,
 	    OPTS_SHUTDOWN_TIMEOUT_MAX, OPTS_SHUTDOWN_TIMEOUT_DEFAULT,
 	    OPTS_METRICS_INTERVAL_MIN, OPTS_METRICS_INTERVAL_MAX,
-	    OPTS_METRICS_INTERVAL_DEFAULT, (unsigned)LOG_MSG_CUT);
+	    OPTS_METRICS_INTERVAL_DEFAULT, OPTS_PROXY_TIMEOUT_MIN,
+	    OPTS_PROXY_TIMEOUT_MAX, OPTS_PROXY_TIMEOUT_DEFAULT,
+	    (unsigned)LOG_MSG_CUT);
 	return help_text;
 }
 
@@ -172,6 +191,7 @@ void opts_defaults(struct echod_opts *o)
 	o->backlog = OPTS_BACKLOG_DEFAULT;
 	o->shutdown_timeout = OPTS_SHUTDOWN_TIMEOUT_DEFAULT;
 	o->metrics_interval = OPTS_METRICS_INTERVAL_DEFAULT;
+	o->proxy_timeout = OPTS_PROXY_TIMEOUT_DEFAULT;
 	o->verbosity = OPTS_INFO;
 }
 
@@ -353,6 +373,52 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 				    &o->metrics_interval, err, errlen) < 0)
 				return -1;
 			break;
+		case OPT_PROXY_PROTOCOL:
+			if (strcmp(optarg, "v1") == 0)
+				o->proxy = PROXY_ACCEPT_V1;
+			else if (strcmp(optarg, "v2") == 0)
+				o->proxy = PROXY_ACCEPT_V2;
+			else if (strcmp(optarg, "any") == 0)
+				o->proxy = PROXY_ACCEPT_ANY;
+			else
+				return fail(err, errlen,
+					    "invalid proxy protocol '%s' "
+					    "(expected v1, v2 or any)",
+					    esc(q, optarg));
+			break;
+		case OPT_PROXY_FROM: {
+			const char *bad = NULL;
+
+			if (parse_cidr_list(optarg, o->proxy_from,
+					    OPTS_PROXY_FROM_MAX,
+					    &o->nproxy_from, &bad) < 0) {
+				if (bad != NULL)
+					return fail(
+					    err, errlen,
+					    "invalid proxy address block "
+					    "'%s' (expected an IPv4 or IPv6 "
+					    "address or CIDR block, e.g. "
+					    "10.0.0.0/8)",
+					    parse_escape_bytes(
+						q, sizeof(q), bad,
+						strcspn(bad, ","),
+						PARSE_ESC_CUT));
+				return fail(err, errlen,
+					    "invalid --proxy-from '%s' "
+					    "(expected 1-%d comma-separated "
+					    "address blocks)",
+					    esc(q, optarg),
+					    OPTS_PROXY_FROM_MAX);
+			}
+			break;
+		}
+		case OPT_PROXY_TIMEOUT:
+			if (num_opt("proxy-timeout", optarg,
+				    OPTS_PROXY_TIMEOUT_MIN,
+				    OPTS_PROXY_TIMEOUT_MAX, &o->proxy_timeout,
+				    err, errlen) < 0)
+				return -1;
+			break;
 		case 'q':
 			o->verbosity = OPTS_QUIET;
 			break;
@@ -382,5 +448,13 @@ int opts_parse(struct echod_opts *o, int argc, char **argv, char *err,
 			    "%s cannot be used with --inetd (it serves the "
 			    "one connection on fd 0)",
 			    listening);
+	if (o->proxy != 0 && o->nproxy_from == 0)
+		return fail(err, errlen,
+			    "--proxy-protocol needs --proxy-from (the proxies "
+			    "allowed to send a header)");
+	if (o->proxy == 0 && o->nproxy_from > 0)
+		return fail(err, errlen,
+			    "--proxy-from needs --proxy-protocol v1, v2 or "
+			    "any");
 	return 0;
 }

@@ -14,7 +14,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "parse.h"
 #include "proto.h"
+#include "proxy.h"
 
 /*
  * Defaults and ranges of the options (SPEC section 3 fixes them).
@@ -34,6 +36,11 @@
 #define OPTS_METRICS_INTERVAL_DEFAULT 10u
 #define OPTS_METRICS_INTERVAL_MIN     1u
 #define OPTS_METRICS_INTERVAL_MAX     3600u
+#define OPTS_PROXY_TIMEOUT_DEFAULT    5u
+#define OPTS_PROXY_TIMEOUT_MIN	      1u
+#define OPTS_PROXY_TIMEOUT_MAX	      60u
+/* Address blocks --proxy-from takes. */
+#define OPTS_PROXY_FROM_MAX 16
 /* Listening sockets systemd may pass (LISTEN_FDS). */
 #define OPTS_LISTEN_FDS_MAX 16
 
@@ -137,6 +144,12 @@ struct echod_opts {
 	uint32_t metrics_interval; /* seconds: STATUS= and the metrics file */
 	const char *metrics_file;  /* --metrics-file, or NULL */
 	enum opts_verbosity verbosity;
+	/* --proxy-protocol (0: off): every connection starts with a PROXY
+	 * header, from a peer in proxy_from only */
+	enum proxy_accept proxy;
+	uint32_t proxy_timeout; /* seconds for the whole header */
+	struct parse_cidr proxy_from[OPTS_PROXY_FROM_MAX];
+	size_t nproxy_from;
 	int inetd;   /* -i: serve the connection on fd 0 and exit */
 	int syslog;  /* --syslog: log to syslog instead of stderr */
 	int help;    /* -h/--help seen: print opts_help() and exit 0 */

@@ -3,6 +3,7 @@
  */
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -199,4 +200,93 @@ void parse_getopt_error(char *dst, size_t dstlen, int c, int opt,
 		parse_escape(q, sizeof(q), word, PARSE_ESC_CUT);
 		say(dst, dstlen, "unknown option '%s'", q);
 	}
+}
+
+int parse_cidr(const char *s, struct parse_cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	const char *slash = strchr(s, '/');
+	size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	uint64_t bits = 0;
+	struct parse_cidr c;
+	unsigned width, i;
+
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++; /* "[::1]/128" */
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	memset(&c, 0, sizeof(c));
+	if (inet_pton(AF_INET, buf, c.addr + 12) == 1) {
+		c.addr[10] = c.addr[11] = 0xff;
+		width = 32;
+	} else if (inet_pton(AF_INET6, buf, c.addr) == 1) {
+		width = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL && (parse_u64(slash + 1, 0, width, &bits) < 0 ||
+			      (slash[1] == '0' && slash[2] != '\0')))
+		return -1;
+	if (slash == NULL)
+		bits = width;
+	c.bits = (uint8_t)(bits + 128 - width);
+	for (i = c.bits; i < 128; i++)
+		if (c.addr[i / 8] & (0x80u >> (i % 8)))
+			return -1; /* host bits set */
+	*out = c;
+	return 0;
+}
+
+int parse_cidr_list(const char *s, struct parse_cidr *out, size_t max,
+		    size_t *n, const char **bad)
+{
+	char one[INET6_ADDRSTRLEN + 8];
+	const char *end;
+	size_t len;
+
+	*n = 0;
+	*bad = NULL;
+	for (;;) {
+		end = strchr(s, ',');
+		len = end != NULL ? (size_t)(end - s) : strlen(s);
+		if (len == 0 || *n == max)
+			return -1;
+		*bad = s;
+		if (len >= sizeof(one))
+			return -1;
+		memcpy(one, s, len);
+		one[len] = '\0';
+		if (parse_cidr(one, &out[*n]) < 0)
+			return -1;
+		*bad = NULL;
+		++*n;
+		if (end == NULL)
+			return 0;
+		s = end + 1;
+	}
+}
+
+int parse_cidr_match(const struct parse_cidr *c, const uint8_t key[16])
+{
+	unsigned full = c->bits / 8u, rest = c->bits % 8u;
+	uint8_t mask = (uint8_t)(0xffu << (8u - rest));
+
+	if (memcmp(c->addr, key, full) != 0)
+		return 0;
+	return rest == 0 || ((key[full] ^ c->addr[full]) & mask) == 0;
+}
+
+int parse_cidr_list_match(const struct parse_cidr *list, size_t n,
+			  const uint8_t key[16])
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (parse_cidr_match(&list[i], key))
+			return 1;
+	return 0;
 }

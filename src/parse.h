@@ -86,4 +86,40 @@ void parse_getopt_error(char *dst, size_t dstlen, int c, int opt,
 			const char *word, const char *shortopts,
 			const struct option *longopts);
 
+/*
+ * An address block for --proxy-from: the 16-byte form of net_addr_key()
+ * (IPv4 as ::ffff:a.b.c.d, so that an IPv4 client on a dual-stack socket
+ * and an IPv4 block compare alike) and how many leading bits must match
+ * (an IPv4 /n is 96 + n of them).
+ */
+struct parse_cidr {
+	uint8_t addr[16]; /* the bits past `bits` are zero */
+	uint8_t bits;	  /* 0-128 */
+};
+
+/*
+ * parse_cidr: "10.0.0.0/8", "2001:db8::/32", or a bare address (/32,
+ * /128); an IPv6 block may be written in brackets ("[::1]/128"). The
+ * prefix length is decimal without leading zeros, within the family's
+ * width; host bits set below the prefix ("10.0.0.1/8") are refused, as
+ * they usually mean a typo. Returns 0 and sets *out, or -1.
+ */
+int parse_cidr(const char *s, struct parse_cidr *out);
+
+/*
+ * parse_cidr_list: a comma-separated list of parse_cidr() blocks into
+ * out[0..max), the count in *n. Returns 0, or -1 with *bad pointing at
+ * the first block that is not one (NULL when there are more than max,
+ * or an empty element).
+ */
+int parse_cidr_list(const char *s, struct parse_cidr *out, size_t max,
+		    size_t *n, const char **bad);
+
+/* parse_cidr_match: whether the 16-byte key (net_addr_key) is in c. */
+int parse_cidr_match(const struct parse_cidr *c, const uint8_t key[16]);
+
+/* parse_cidr_list_match: whether it is in any of list[0..n). */
+int parse_cidr_list_match(const struct parse_cidr *list, size_t n,
+			  const uint8_t key[16]);
+
 #endif /* ECHOD_PARSE_H */

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE /* syscall, memfd_create */
 #include "sandbox.h"
+#include "conn.h" /* CONN_SIG_VERDICT */
 
 #include <errno.h>
 #include <signal.h>
@@ -373,6 +374,11 @@ static int add_rules(scmp_filter_ctx ctx)
 		return rc;
 	a[0] = arg(1, SCMP_CMP_EQ, SIGKILL, 0);
 	if ((rc = allow(ctx, SCMP_SYS(kill), 1, a)) < 0)
+		return rc;
+	/* ... and to answer a claim (--max-per-ip behind a proxy); the
+	 * child takes the answer with rt_sigtimedwait. */
+	a[0] = arg(1, SCMP_CMP_EQ, (uint64_t)CONN_SIG_VERDICT, 0);
+	if ((rc = allow(ctx, SCMP_SYS(rt_sigqueueinfo), 1, a)) < 0)
 		return rc;
 	/* A child's message buffer: never executable. */
 	a[0] = arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);

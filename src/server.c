@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -141,6 +142,14 @@ static struct server_child *kid_find(struct server *s, pid_t pid)
 	return NULL;
 }
 
+/* Whether a connection counts against --max-per-ip when accepted: with
+ * the PROXY protocol it counts once its child claims the address the
+ * header named. */
+static int count_at_accept(const struct server *s)
+{
+	return s->ips != NULL && !s->cfg.proxy;
+}
+
 static void kid_add(struct server *s, pid_t pid, const uint8_t addr[16],
 		    uint16_t port)
 {
@@ -151,6 +160,8 @@ static void kid_add(struct server *s, pid_t pid, const uint8_t addr[16],
 	s->kids[i].pid = pid;
 	s->kids[i].port = port;
 	s->kids[i].reported = 0;
+	s->kids[i].claimed = 0;
+	s->kids[i].counted = (uint8_t)count_at_accept(s);
 	memcpy(s->kids[i].addr, addr, 16);
 }
 
@@ -238,11 +249,60 @@ static void child_gone(struct server *s, pid_t pid, int st)
 	}
 	if (c == NULL)
 		return;
-	if (s->ips != NULL)
+	if (c->counted)
 		ip_release(s, c->addr);
 	kid_del(s, c);
 	s->active--;
 	s->st->active--;
+}
+
+/* "reject ADDR:PORT reason=max-per-ip active=N" (count > 0) or
+ * "... reason=untrusted-proxy", rate-limited. */
+static void log_reject(struct server *s, const uint8_t key[16], uint16_t port,
+		       uint32_t count)
+{
+	const char *why = count > 0 ? "max-per-ip" : "untrusted-proxy";
+	char who[NET_ADDRSTRLEN], act[24] = "";
+	unsigned long n;
+
+	if (!ratelim_take(s, SERVER_LOG_REJECT, &n))
+		return;
+	key_str(key, port, who, sizeof(who));
+	if (count > 0)
+		snprintf(act, sizeof(act), " active=%u", count);
+	if (n > 0)
+		say(s, SERVER_LOG_REJECT,
+		    "reject %s reason=%s%s (%lu similar messages suppressed)",
+		    who, why, act, n);
+	else
+		say(s, SERVER_LOG_REJECT, "reject %s reason=%s%s", who, why,
+		    act);
+}
+
+/* A child's claim: the client its PROXY header named, to be counted
+ * against --max-per-ip. One claim per child, answered at once; the
+ * child serves only on a yes. */
+static int take_claim(struct server *s, struct server_child *k,
+		      const struct conn_report *r)
+{
+	struct server_ipcount *e;
+
+	if (s->ips == NULL || !s->cfg.proxy || k->claimed)
+		return -1;
+	k->claimed = 1;
+	e = ip_slot(s, r->addr);
+	if (e->count >= s->cfg.max_per_ip) {
+		s->st->rejected_per_ip++;
+		log_reject(s, r->addr, r->port, e->count);
+		s->ops->verdict(s->io, k->pid, 0);
+		return 0;
+	}
+	e->count++;
+	memcpy(k->addr, r->addr, 16);
+	k->port = r->port;
+	k->counted = 1;
+	s->ops->verdict(s->io, k->pid, 1);
+	return 0;
 }
 
 /* Count the reports waiting, at most max of them. The operations say who
@@ -261,12 +321,15 @@ static void read_reports(struct server *s, int max)
 		got = s->ops->report(s->io, &r, &pid);
 		if (got == SERVER_REPORT_NONE)
 			return;
-		if (got == SERVER_REPORT_OK && r.magic == CONN_REPORT_MAGIC &&
-		    (k = kid_find(s, pid)) != NULL && !k->reported) {
+		k = got == SERVER_REPORT_OK ? kid_find(s, pid) : NULL;
+		if (k != NULL && r.magic == CONN_REPORT_MAGIC && !k->reported) {
 			k->reported = 1;
 			stats_add_report(s->st, &r);
 			continue;
 		}
+		if (k != NULL && r.magic == CONN_CLAIM_MAGIC &&
+		    take_claim(s, k, &r) == 0)
+			continue;
 		s->st->bad_reports++;
 		if (ratelim_take(s, SERVER_LOG_REPORT, &n))
 			say(s, SERVER_LOG_REPORT,
@@ -298,25 +361,6 @@ static void reap(struct server *s, int block)
 }
 
 /* ---- accepting ---- */
-
-static void log_reject(struct server *s, const struct sockaddr *sa,
-		       socklen_t len, uint32_t count)
-{
-	char who[NET_ADDRSTRLEN];
-	unsigned long n;
-
-	if (!ratelim_take(s, SERVER_LOG_REJECT, &n))
-		return;
-	net_addr_str(sa, len, who, sizeof(who));
-	if (n > 0)
-		say(s, SERVER_LOG_REJECT,
-		    "reject %s reason=max-per-ip active=%u (%lu similar "
-		    "messages suppressed)",
-		    who, count, n);
-	else
-		say(s, SERVER_LOG_REJECT,
-		    "reject %s reason=max-per-ip active=%u", who, count);
-}
 
 static void backoff(struct server *s)
 {
@@ -374,7 +418,7 @@ static void give_up(struct server *s, unsigned i, const char *why)
 	char who[NET_ADDRSTRLEN];
 
 	s->ops->close(s->io, h->fd, SERVER_CLOSE_FIN);
-	if (s->ips != NULL)
+	if (count_at_accept(s))
 		ip_release(s, h->addr);
 	s->st->resource_errors++;
 	say(s, SERVER_LOG_GIVE_UP,
@@ -452,14 +496,21 @@ static void accept_some(struct server *s)
 		port = ntohs(ss.ss_family == AF_INET
 				 ? ((struct sockaddr_in *)&ss)->sin_port
 				 : ((struct sockaddr_in6 *)&ss)->sin6_port);
-		if (s->ips != NULL) {
+		if (s->cfg.proxy &&
+		    !parse_cidr_list_match(s->cfg.proxy_from,
+					   s->cfg.nproxy_from, key)) {
+			s->st->rejected_untrusted_proxy++;
+			s->ops->close(s->io, fd, SERVER_CLOSE_NOW);
+			log_reject(s, key, port, 0);
+			continue;
+		}
+		if (count_at_accept(s)) {
 			struct server_ipcount *e = ip_slot(s, key);
 
 			if (e->count >= s->cfg.max_per_ip) {
 				s->st->rejected_per_ip++;
 				s->ops->close(s->io, fd, SERVER_CLOSE_NOW);
-				log_reject(s, (struct sockaddr *)&ss, len,
-					   e->count);
+				log_reject(s, key, port, e->count);
 				continue;
 			}
 			e->count++;
@@ -470,7 +521,7 @@ static void accept_some(struct server *s)
 				hold(s, fd, &ss, len, key, port);
 			} else { /* cannot happen: paused before */
 				s->ops->close(s->io, fd, SERVER_CLOSE_NOW);
-				if (s->ips != NULL)
+				if (count_at_accept(s))
 					ip_release(s, key);
 			}
 			return;
@@ -562,7 +613,9 @@ int server_init(struct server *s, const struct server_cfg *cfg,
 {
 	memset(s, 0, sizeof(*s));
 	if (cfg->max_conns == 0 || kids == NULL ||
-	    (cfg->max_per_ip > 0 && ips == NULL))
+	    (cfg->max_per_ip > 0 && ips == NULL) ||
+	    (cfg->proxy && (cfg->proxy_from == NULL || cfg->nproxy_from == 0 ||
+			    (cfg->max_per_ip > 0 && ops->verdict == NULL))))
 		return -1;
 	s->ops = ops;
 	s->io = io;

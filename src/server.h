@@ -111,6 +111,9 @@ struct server_ops {
 	void (*shutdown)(void *io);
 	/* A monotonic clock in milliseconds. */
 	int64_t (*now_ms)(void *io);
+	/* With the PROXY protocol and --max-per-ip: answer a child's claim
+	 * (ok 1: serve the address it named; 0: over the limit, drop). */
+	void (*verdict)(void *io, pid_t pid, int ok);
 	/* One log line: an enum server_log, maybe with SERVER_LOG_SUMMARY. */
 	void (*log)(void *io, unsigned kind, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 3, 0)));
@@ -123,6 +126,15 @@ struct server_cfg {
 					this long; 0: never */
 	uint32_t shutdown_timeout_s; /* the drain, before SIGKILL */
 	uint64_t seed;		     /* keys the address table */
+	/* --proxy-protocol: only peers in proxy_from[0..nproxy_from) are
+	 * served; with max_per_ip, a child counts against the address its
+	 * PROXY header names, which it claims (struct conn_report,
+	 * CONN_CLAIM_MAGIC) and the parent answers with ops->verdict: the
+	 * claims come one at a time, so two children of one client never
+	 * both pass. Nothing is counted at accept then. */
+	int proxy;
+	const struct parse_cidr *proxy_from;
+	size_t nproxy_from;
 };
 
 /* A child and the address it serves (for the per-address limit and the
@@ -131,6 +143,8 @@ struct server_child {
 	pid_t pid;
 	uint16_t port;
 	uint8_t reported; /* its report was counted */
+	uint8_t claimed;  /* its claim was answered */
+	uint8_t counted;  /* addr holds one of the per-address counts */
 	uint8_t addr[16];
 };
 

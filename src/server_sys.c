@@ -347,6 +347,15 @@ sys_log(void *io, unsigned kind, const char *fmt, va_list ap)
 		metrics_send(x->metrics_fd, x->srv.st);
 }
 
+static void sys_verdict(void *io, pid_t pid, int ok)
+{
+	union sigval v;
+
+	(void)io;
+	v.sival_int = ok;
+	(void)sigqueue(pid, CONN_SIG_VERDICT, v);
+}
+
 static const struct server_ops sys_ops = {
     .accept = sys_accept,
     .spawn = sys_spawn,
@@ -357,6 +366,7 @@ static const struct server_ops sys_ops = {
     .report = sys_report,
     .shutdown = sys_shutdown,
     .now_ms = sys_now_ms,
+    .verdict = sys_verdict,
     .log = sys_log,
 };
 
@@ -439,6 +449,9 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 	cfg.max_per_ip = o->max_per_ip;
 	cfg.idle_timeout_s = o->idle_timeout;
 	cfg.shutdown_timeout_s = o->shutdown_timeout;
+	cfg.proxy = o->proxy != 0;
+	cfg.proxy_from = o->proxy_from;
+	cfg.nproxy_from = o->nproxy_from;
 	kids = table_alloc(slots, sizeof(*kids));
 	/* The counters change after every fork: in pages children do not
 	 * inherit, like the tables. In the program's data, the parent's
@@ -475,6 +488,9 @@ int server_sys_init(struct server_sys *x, const struct echod_opts *o)
 		ignore_signal(ignored[i]);
 	for (sig = 32; sig <= 64; sig++) /* every real-time signal */
 		ignore_signal(sig);
+	/* Children are born with it blocked (conn.h): a blocked signal is
+	 * queued even while ignored, for sigtimedwait() to take. */
+	sigaddset(&block, CONN_SIG_VERDICT);
 	if (sigprocmask(SIG_BLOCK, &block, &x->waitmask) < 0)
 		return -1;
 	for (i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)

@@ -49,7 +49,8 @@ int session_init(struct session *s, const struct session_cfg *cfg,
 		return 0;
 	}
 	if (proto_init(&s->p, cfg->mode, cfg->delim, cfg->max_msg, msgbuf,
-		       msgcap) != 0)
+		       msgcap) != 0 ||
+	    (cfg->proxy != 0 && proxy_init(&s->px, cfg->proxy) != 0))
 		return -1;
 	if (ops->echoed != NULL) {
 		/* The engine says where messages begin: nothing else here
@@ -348,6 +349,86 @@ static int plan(struct session *s, int *events, int64_t *deadline)
 	return 0;
 }
 
+/* The header could not be had: close as the engine would after an
+ * error (FIN, linger), or end at once at the client's EOF before any of
+ * it (a health check that connects and leaves). */
+static void header_fail(struct session *s, enum close_reason why)
+{
+	s->engine_end = 1;
+	if (why == CLOSE_EOF) {
+		s->reason = CLOSE_EOF;
+		return;
+	}
+	if (why == CLOSE_PROXY_BAD || why == CLOSE_PROXY_TIMEOUT)
+		s->rep.protocol_errors++;
+	start_close(s, why);
+}
+
+/* The PROXY header, before the engine sees a byte: read with its own
+ * deadline (a peer that trickles it cannot hold the child longer, and
+ * the idle timeout, which any byte renews, does not replace it), parsed
+ * as it comes. The parser takes no byte past the header, so what follows
+ * it in the same read stays in the input buffer, the engine's. Returns -1
+ * when the session is over, else 0 (served on, or closing). */
+static int read_header(struct session *s)
+{
+	int64_t deadline = s->start_ms + (int64_t)s->cfg.proxy_ms;
+	struct proxy_result r;
+	size_t c;
+	int st;
+
+	for (;;) {
+		if (s->in_len > 0) {
+			st = proxy_parse(&s->px, s->in + s->in_off, s->in_len,
+					 &c, &r);
+			s->in_off += c;
+			s->in_len -= c;
+			s->rep.bytes_in -= c; /* the header is not the data */
+			if (s->in_len == 0)
+				s->in_off = 0;
+			if (st == PROXY_DONE)
+				break;
+			if (st < 0) {
+				header_fail(s, CLOSE_PROXY_BAD);
+				return 0;
+			}
+		}
+		if (s->in_eof) {
+			header_fail(s, s->px.pos > 0 ? CLOSE_PROXY_BAD
+						     : CLOSE_EOF);
+			return 0;
+		}
+		if (s->ops->stopping(s->io)) {
+			header_fail(s, CLOSE_SHUTDOWN);
+			return 0;
+		}
+		if (s->ops->now_ms(s->io) >= deadline) {
+			header_fail(s, CLOSE_PROXY_TIMEOUT);
+			return 0;
+		}
+		if (s->ops->read_wait != NULL) {
+			if (fill(s, 1, deadline) < 0)
+				return -1;
+			continue;
+		}
+		/* What arrived while we forked first, then wait. */
+		if (fill(s, 0, -1) < 0)
+			return -1;
+		if (s->in_len == 0 && !s->in_eof &&
+		    s->ops->wait(s->io, SESSION_EV_IN, deadline) < 0) {
+			set_reset(s);
+			return -1;
+		}
+	}
+	if (s->ops->proxied != NULL && s->ops->proxied(s->io, &r) < 0) {
+		s->reason = CLOSE_REJECTED;
+		return -1;
+	}
+	s->bulk = 0;
+	s->progress_ms = s->ops->now_ms(s->io);
+	return 0;
+}
+
 /* While serving, with the blocking operations: wait inside the read or
  * the write (a blocking server's two calls per message) rather than in
  * ops->wait. Pending output is sent first; reading resumes once it is
@@ -375,9 +456,13 @@ void session_serve(struct session *s)
 	/* The client's first bytes have usually arrived while we forked:
 	 * read before the first wait, saving a wait per connection (a
 	 * blocking read returns them at once anyway). */
-	if (s->phase == SESSION_SERVING && s->ops->read_wait == NULL &&
-	    fill(s, 0, -1) < 0)
+	if (s->phase == SESSION_SERVING && s->cfg.proxy != 0) {
+		if (read_header(s) < 0)
+			goto done;
+	} else if (s->phase == SESSION_SERVING && s->ops->read_wait == NULL &&
+		   fill(s, 0, -1) < 0) {
 		goto done;
+	}
 	for (;;) {
 		if (s->phase == SESSION_SERVING && s->ops->stopping(s->io))
 			start_close(s, CLOSE_SHUTDOWN);
@@ -427,7 +512,7 @@ void session_serve(struct session *s)
 	}
 done:
 	s->rep.messages = s->p.messages;
-	s->rep.protocol_errors = s->p.errors;
+	s->rep.protocol_errors += s->p.errors;
 	s->rep.reason = (uint32_t)s->reason;
 	s->phase = SESSION_DONE;
 }

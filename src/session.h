@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "proxy.h"
 #include "stats.h"
 
 /* session_ops.read: nothing available now. */
@@ -83,6 +84,11 @@ struct session_ops {
 	 * message may begin in one call's out and end in a later one's. */
 	void (*echoed)(void *io, const uint8_t *out, size_t n,
 		       const struct proto_mark *marks, size_t nmarks);
+	/* With cfg.proxy (may be NULL): the PROXY header is complete and
+	 * says *r. Returns 0 to serve the client, or -1 to drop it at once
+	 * (over --max-per-ip: the session ends with CLOSE_REJECTED, nothing
+	 * sent, no lingering). */
+	int (*proxied)(void *io, const struct proxy_result *r);
 };
 
 struct session_cfg {
@@ -93,6 +99,10 @@ struct session_cfg {
 	uint32_t linger_ms;	 /* lingering and a stalled flush give up */
 	uint32_t linger_poll_ms; /* how often the send queue is looked at */
 	size_t bufsize;		 /* each of the input and output buffers */
+	/* 0: none; else every connection starts with a PROXY header of
+	 * these versions, which must be whole within proxy_ms */
+	enum proxy_accept proxy;
+	uint32_t proxy_ms;
 };
 
 /* Messages reported to ops->echoed per engine run (a run stops when they
@@ -114,6 +124,7 @@ struct session {
 	enum session_phase phase;
 	enum close_reason reason;
 	struct proto p;
+	struct proxy px; /* with cfg.proxy: the header's parser */
 	struct proto_mark marks[SESSION_MARKS]; /* with ops->echoed only */
 	uint8_t *in, *out;
 	size_t in_off, in_len;	 /* unconsumed input: in[in_off..+in_len) */
@@ -146,6 +157,12 @@ int session_init(struct session *s, const struct session_cfg *cfg,
 /*
  * session_serve: serve until the session is done (phase SESSION_DONE);
  * s->reason says why and s->rep holds the counters (duration excepted).
+ * With cfg.proxy the PROXY header comes first (SPEC 8): read within
+ * proxy_ms of the start (the idle timeout counts from its end), never
+ * echoed nor counted in rep.bytes_in; the bytes after it, even in the same
+ * read, are the client's. A malformed header (or EOF inside one) closes
+ * with CLOSE_PROXY_BAD, a late one with CLOSE_PROXY_TIMEOUT, both counted
+ * as a protocol error, after the usual FIN and lingering.
  * Every byte the engine produced for the bytes it consumed is written,
  * in order, unless the connection is gone (CLOSE_RESET) or a flush makes
  * no progress for linger_ms. The caller then closes the connection.

@@ -34,6 +34,9 @@ static const char *const reason_text[CLOSE_REASONS] = {
     [CLOSE_RESET] = "reset",
     [CLOSE_SHUTDOWN] = "shutdown",
     [CLOSE_NOMEM] = "resource-error: out of memory",
+    [CLOSE_PROXY_BAD] = "protocol-error: bad proxy header",
+    [CLOSE_PROXY_TIMEOUT] = "protocol-error: proxy header timeout",
+    [CLOSE_REJECTED] = "rejected",
 };
 
 const char *close_reason_text(enum close_reason r)

@@ -32,7 +32,10 @@ enum close_reason {
 	CLOSE_RESET,
 	CLOSE_SHUTDOWN,
 	CLOSE_NOMEM,
-	CLOSE_REASONS /* count */
+	CLOSE_PROXY_BAD,     /* a malformed PROXY header, or EOF inside it */
+	CLOSE_PROXY_TIMEOUT, /* no whole header within --proxy-timeout */
+	CLOSE_REJECTED,	     /* over --max-per-ip once the header said who */
+	CLOSE_REASONS	     /* count */
 };
 
 /* close_reason_text: exactly as SPEC section 3 and log parsers know them. */
@@ -101,15 +104,21 @@ struct stats {
 	uint64_t duration_sum_ms;
 };
 
-/* One child's contribution, sent once before it exits. */
+/* One child's contribution, sent once before it exits; or, with
+ * CONN_CLAIM_MAGIC, the client address a PROXY header named, which the
+ * parent counts against --max-per-ip and answers (server.h). */
 struct conn_report {
-	uint32_t magic; /* CONN_REPORT_MAGIC */
+	uint32_t magic; /* CONN_REPORT_MAGIC or CONN_CLAIM_MAGIC */
 	uint32_t reason;
 	uint64_t bytes_in, bytes_out, discarded, messages, protocol_errors;
 	uint64_t log_dropped;
 	int64_t duration_ms;
+	uint8_t addr[16]; /* claim: net_addr_key() form */
+	uint16_t port;	  /* claim: host order */
+	uint8_t pad[6];
 };
 #define CONN_REPORT_MAGIC 0x65636872u /* "echr" */
+#define CONN_CLAIM_MAGIC  0x65636863u /* "echc" */
 
 /* stats_add_report: add a child's report to the counters *st. */
 void stats_add_report(struct stats *st, const struct conn_report *r);
