@@ -257,6 +257,8 @@ static int parse_ipv6(const uint8_t *s, size_t n, uint8_t out[16])
 		/* Groups after the gap go to the end. */
 		size_t at = gap >= 0 && k >= (size_t)gap ? 8 - nw + k : k;
 
+		at &= 7u; /* already < 8: says so to the compiler */
+
 		out[2 * at] = (uint8_t)(w[k] >> 8);
 		out[2 * at + 1] = (uint8_t)w[k];
 	}
