@@ -77,6 +77,14 @@ static void usage(FILE *f)
 		"an IPv4 range\n"
 		"                        A-B (127.0.0.2-127.0.0.101 on "
 		"loopback)\n"
+		"      --proxy v1|v2     start each connection with a PROXY "
+		"protocol header\n"
+		"                        (text v1 or binary v2) from a made-up "
+		"client\n"
+		"                        address of 198.18.0.0/15, its own for "
+		"each\n"
+		"                        connection, never expected back nor "
+		"counted\n"
 		"      --dry-run         check options and limits, then exit\n"
 		"      --connect-timeout S  per connect (default %g)\n"
 		"      --timeout S       per echo (default %g)\n"
@@ -89,6 +97,8 @@ static void usage(FILE *f)
 		"                        interval log, one histogram a second "
 		"(us)\n"
 		"  -h, --help            this help\n"
+		"Bytes sent and echoed count messages (framing included), "
+		"never a PROXY header.\n"
 		"Exit status: 0 no errors, 1 errors or mismatches, 2 usage.\n",
 		ST_DEFAULT_CONNS, ST_DEFAULT_DURATION, ST_DEFAULT_SIZE,
 		PROTO_MAX_MSG_DEFAULT, ST_DEFAULT_CONN_TIMEOUT,
@@ -311,7 +321,8 @@ enum {
 	O_PIPELINE,
 	O_SOURCE,
 	O_HDRLOG,
-	O_DRYRUN
+	O_DRYRUN,
+	O_PROXY
 };
 
 static void parse_args(struct st_config *cfg, int argc, char **argv)
@@ -337,6 +348,7 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 	    {"pipeline", required_argument, NULL, O_PIPELINE},
 	    {"source", required_argument, NULL, O_SOURCE},
 	    {"dry-run", no_argument, NULL, O_DRYRUN},
+	    {"proxy", required_argument, NULL, O_PROXY},
 	    {"hdr-log", required_argument, NULL, O_HDRLOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
@@ -431,6 +443,15 @@ static void parse_args(struct st_config *cfg, int argc, char **argv)
 		case O_DRYRUN:
 			cfg->dry_run = 1;
 			break;
+		case O_PROXY:
+			if (!strcmp(optarg, "v1"))
+				cfg->proxy = ST_PROXY_V1;
+			else if (!strcmp(optarg, "v2"))
+				cfg->proxy = ST_PROXY_V2;
+			else
+				bad("--proxy: '%s' is not v1 or v2",
+				    esc(q, optarg));
+			break;
 		case O_PIPELINE:
 			cfg->pipeline = (unsigned)num_opt("--pipeline", optarg,
 							  1, ST_MAX_PIPELINE);
@@ -497,6 +518,19 @@ static void resolve(struct st_config *cfg)
 	memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
 	cfg->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
+	/* --proxy: the headers' destination is the server when it is IPv4
+	 * (the headers are TCP4), else a made-up one */
+	if (cfg->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *a4 =
+		    (const struct sockaddr_in *)&cfg->addr;
+
+		cfg->proxy_dst = ntohl(a4->sin_addr.s_addr);
+		cfg->proxy_dport = ntohs(a4->sin_port);
+	} else {
+		cfg->proxy_dst = ST_PROXY_DST6;
+		cfg->proxy_dport =
+		    ntohs(((const struct sockaddr_in6 *)&cfg->addr)->sin6_port);
+	}
 }
 
 static long read_sysctl(const char *path, long *second)
@@ -956,6 +990,42 @@ static void progress(const struct st_config *cfg, const struct st_control *ctl,
 	*lo = opened;
 }
 
+/* --proxy: how many headers went out, and whether the made-up addresses
+ * had to repeat (global indexes from ST_PROXY_NADDR on). */
+static void proxy_summary(const struct st_config *cfg,
+			  const struct st_control *ctl)
+{
+	uint64_t conns = 0, sent = 0, top = 0;
+	unsigned i;
+
+	if (!cfg->proxy)
+		return;
+	for (i = 0; i < cfg->workers; i++) {
+		const struct st_shared *s = &ctl->w[i];
+		uint64_t last;
+
+		conns += s->proxy_conns;
+		sent += s->proxy_sent;
+		if (!s->proxy_conns)
+			continue;
+		last = (s->proxy_conns - 1) * cfg->workers + i;
+		if (last + 1 > top)
+			top = last + 1;
+	}
+	fprintf(stderr,
+		"echo-stress: --proxy v%d: %llu headers sent of %llu "
+		"connections, ",
+		(int)cfg->proxy, (unsigned long long)sent,
+		(unsigned long long)conns);
+	if (top <= ST_PROXY_NADDR)
+		fprintf(stderr, "each from its own address of 198.18.0.0/15\n");
+	else
+		fprintf(stderr,
+			"the %u addresses of 198.18.0.0/15 repeated (address "
+			"and port pairs repeat after %llu)\n",
+			ST_PROXY_NADDR, ST_PROXY_PAIRS);
+}
+
 int main(int argc, char **argv)
 {
 	struct st_config cfg;
@@ -1008,12 +1078,15 @@ int main(int argc, char **argv)
 
 	fprintf(stderr,
 		"echo-stress: %s port %s, %u connections (+%u abusive), %u "
-		"workers, %s mode\n",
+		"workers, %s mode%s\n",
 		cfg.host, cfg.port, cfg.conns, cfg.total_slots - cfg.conns,
 		cfg.workers,
 		cfg.mode == ST_RAW    ? "raw"
 		: cfg.mode == ST_LINE ? "line"
-				      : "frame");
+				      : "frame",
+		cfg.proxy == ST_PROXY_V1   ? ", PROXY v1 headers"
+		: cfg.proxy == ST_PROXY_V2 ? ", PROXY v2 headers"
+					   : "");
 	abuse_first = cfg.conns;
 	t0 = st_now_ns();
 	for (i = 0; i < cfg.workers; i++) {
@@ -1120,6 +1193,7 @@ int main(int argc, char **argv)
 		times.measure_end = times.end;
 	ivc_poll(&ivc, ctl, cfg.workers, dead, 1,
 		 (double)(times.end - times.measure_start) / 1e9);
+	proxy_summary(&cfg, ctl);
 	st = report(&cfg, ctl, &times, died);
 	if (ivc_close(&ivc) < 0)
 		st = 1;

@@ -31,11 +31,24 @@
 #define ST_MAX_PIPELINE		1024u
 #define ST_MAX_INFLIGHT		(1u << 24) /* connections x --pipeline */
 #define ST_MAX_SOURCES		65536u
+/* --proxy: the made-up client of the connection with global index i is
+ * ST_PROXY_NET + i % ST_PROXY_NADDR (198.18.0.0/15, RFC 2544's
+ * benchmarking range), port ST_PROXY_PORT0 + i % ST_PROXY_NPORT; the pair
+ * repeats only after lcm(131072, 64512) = 8257536 connections. */
+#define ST_PROXY_NET	 0xc6120000u /* 198.18.0.0 */
+#define ST_PROXY_NADDR	 131072u
+#define ST_PROXY_PORT0	 1024u
+#define ST_PROXY_NPORT	 64512u
+#define ST_PROXY_PAIRS	 8257536ull  /* lcm(NADDR, NPORT) */
+#define ST_PROXY_DST6	 0xc6120001u /* 198.18.0.1: dst for IPv6 servers */
+#define ST_PROXY_HDR_MAX 108u	     /* v1 <= 107 bytes, v2 TCP4 28 */
 #define ST_FD_SLACK                                                            \
 	16 /* descriptors a worker needs besides its                           \
 	      connections */
 
 enum st_mode { ST_RAW, ST_LINE, ST_FRAME };
+
+enum st_proxy { ST_PROXY_NONE = 0, ST_PROXY_V1 = 1, ST_PROXY_V2 = 2 };
 
 enum st_kind { /* what a connection slot is */
 	       K_MEASURED = 0,
@@ -83,6 +96,11 @@ struct st_config {
 	struct sockaddr_storage *sources;
 	unsigned nsources;
 	int dry_run; /* --dry-run: check options and limits, then exit */
+	/* --proxy: the header's version, and its destination (the server's
+	 * IPv4 address, else ST_PROXY_DST6) in host order */
+	enum st_proxy proxy;
+	uint32_t proxy_dst;
+	uint16_t proxy_dport;
 	const char *json, *hdr, *hdr_log;
 	/* Payload pattern: random bytes (never the delimiter in line mode);
 	 * message i of connection c is a window of it chosen by hash(c, i). */
@@ -126,6 +144,9 @@ struct st_shared {
 	struct st_first first[E_NERR];
 	int first_errno_other;
 	struct st_abuse_stats abuse[K_NKINDS];
+	/* --proxy: connections given a header (the worker's count n: its
+	 * global indexes are wid + k * workers, k < n), headers wholly sent */
+	uint64_t proxy_conns, proxy_sent;
 	struct hist rt, connect;
 	struct st_ivlog iv;
 };

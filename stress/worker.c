@@ -11,15 +11,25 @@
  * most one timer at a time (connect timeout, the oldest echo's timeout or
  * the next open-loop send time, whichever is first, abuse tick), kept in a
  * binary heap.
+ *
+ * --proxy: every connection starts with a PROXY protocol header from a
+ * made-up client (px_build), sent with the first message in one writev
+ * when there is one at once, else alone right after the connect (a
+ * server's header deadline runs from its accept). Its bytes go before any
+ * message byte and are kept apart: never counted as sent, never expected
+ * back.
  */
 #define _GNU_SOURCE /* memmem, epoll_pwait2 */
 #include "stress.h"
 #include "proto.h"
+#include "proxy.h" /* constants only: the header is built here */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -59,6 +69,7 @@ struct msg {
 struct conn {
 	int fd;
 	uint8_t kind, state, connected;
+	uint8_t px_len, px_tx; /* --proxy: header bytes, of them written */
 	uint32_t ev;  /* events registered with epoll; 0: not registered */
 	uint32_t gen; /* bumped on close: stale epoll events are skipped */
 	int hidx;     /* position in the timer heap, -1 if none */
@@ -78,11 +89,13 @@ struct conn {
 	uint32_t qh, qn, qtx;
 	uint32_t pay, poff, len, tx, rx;
 	uint8_t hdr[4];
+	uint64_t px_idx; /* --proxy: the connection's global index */
 };
 struct worker {
 	const struct st_config *cfg;
 	struct st_control *ctl;
 	struct st_shared *sh;
+	unsigned wid;
 	int ep, phase;
 	uint64_t now;
 	struct conn *slots;
@@ -216,7 +229,8 @@ static void conn_close(struct worker *w, struct conn *c, int rst)
 	c->gen++;
 	/* what was in flight is lost with the connection */
 	c->qh = c->qn = c->qtx = 0;
-	c->tx = c->rx = 0;
+	c->tx = c->rx = c->len = 0;
+	c->px_len = c->px_tx = 0;
 }
 
 static void slot_dead(struct worker *w, struct conn *c)
@@ -257,6 +271,15 @@ static void abuse_ended(struct worker *w, struct conn *c, int error)
 	else
 		a->closed_by_server++;
 	slot_retry(w, c, ST_RETRY_NS);
+}
+
+/* A write on the connection failed. */
+static void tx_failed(struct worker *w, struct conn *c)
+{
+	if (c->kind == K_MEASURED)
+		fail(w, c, E_RESET, c->stream_off + c->rx);
+	else
+		abuse_ended(w, c, 1);
 }
 
 static void conn_open(struct worker *w, struct conn *c);
@@ -401,19 +424,145 @@ static int tx_errno_ok(void)
 	return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
+/* ---- --proxy headers ---- */
+
+/* The connection's PROXY header in b (ST_PROXY_HDR_MAX bytes): TCP4 from
+ * its made-up client to the server; returns its length. Built again for
+ * each write that needs it (rarely more than one): it depends only on
+ * px_idx. */
+static uint32_t px_build(const struct worker *w, const struct conn *c,
+			 uint8_t *b)
+{
+	const struct st_config *cfg = w->cfg;
+	uint32_t src = ST_PROXY_NET + (uint32_t)(c->px_idx % ST_PROXY_NADDR);
+	uint32_t sport =
+	    ST_PROXY_PORT0 + (uint32_t)(c->px_idx % ST_PROXY_NPORT);
+	uint32_t dst = cfg->proxy_dst, n;
+	int k;
+
+	if (cfg->proxy == ST_PROXY_V1) {
+		k = snprintf((char *)b, ST_PROXY_HDR_MAX,
+			     "PROXY TCP4 %u.%u.%u.%u %u.%u.%u.%u %u %u\r\n",
+			     src >> 24, (src >> 16) & 255, (src >> 8) & 255,
+			     src & 255, dst >> 24, (dst >> 16) & 255,
+			     (dst >> 8) & 255, dst & 255, sport,
+			     (unsigned)cfg->proxy_dport);
+		return k > 0 ? (uint32_t)k : 0; /* at most 56 bytes */
+	}
+	memcpy(b, PROXY_V2_SIG, PROXY_V2_SIG_LEN);
+	n = PROXY_V2_SIG_LEN;
+	b[n++] = 0x20 | PROXY_CMD_PROXY; /* version 2, PROXY */
+	b[n++] = PROXY_FAM_TCP4;
+	b[n++] = 0;
+	b[n++] = PROXY_V2_ADDR4_LEN;
+	src = htonl(src);
+	dst = htonl(dst);
+	memcpy(b + n, &src, 4);
+	memcpy(b + n + 4, &dst, 4);
+	b[n + 8] = (uint8_t)(sport >> 8);
+	b[n + 9] = (uint8_t)sport;
+	b[n + 10] = (uint8_t)(cfg->proxy_dport >> 8);
+	b[n + 11] = (uint8_t)cfg->proxy_dport;
+	return n + PROXY_V2_ADDR4_LEN;
+}
+
+static int px_pending(const struct conn *c)
+{
+	return c->px_tx < c->px_len;
+}
+
+/* A new connection's header: its global index, wid + k * workers for the
+ * worker's k-th, so that no two connections of the run share one. */
+static void px_start(struct worker *w, struct conn *c)
+{
+	uint8_t b[ST_PROXY_HDR_MAX];
+
+	if (!w->cfg->proxy)
+		return;
+	c->px_idx = w->sh->proxy_conns++ * w->cfg->workers + w->wid;
+	c->px_len = (uint8_t)px_build(w, c, b);
+	c->px_tx = 0;
+}
+
+/* If the header is pending, put its rest in iov[0]; returns the iovecs
+ * used (0 or 1). b: ST_PROXY_HDR_MAX bytes that must outlive the write. */
+static int px_iov(const struct worker *w, const struct conn *c, uint8_t *b,
+		  struct iovec *iov)
+{
+	if (!px_pending(c))
+		return 0;
+	px_build(w, c, b);
+	iov->iov_base = b + c->px_tx;
+	iov->iov_len = (size_t)(c->px_len - c->px_tx);
+	return 1;
+}
+
+/* r bytes were written: take the header's share of them; returns the
+ * rest, which are message bytes. */
+static size_t px_took(struct worker *w, struct conn *c, size_t r)
+{
+	size_t h;
+
+	if (!px_pending(c))
+		return r;
+	h = (size_t)(c->px_len - c->px_tx);
+	if (h > r)
+		h = r;
+	c->px_tx = (uint8_t)(c->px_tx + h);
+	if (!px_pending(c))
+		w->sh->proxy_sent++;
+	return r - h;
+}
+
+/* The header alone, when no message goes with it; -1 on a socket error. */
+static int px_flush(struct worker *w, struct conn *c)
+{
+	uint8_t b[ST_PROXY_HDR_MAX];
+	struct iovec iov;
+	ssize_t r;
+
+	while (px_iov(w, c, b, &iov) > 0) {
+		r = write(c->fd, iov.iov_base, iov.iov_len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (tx_errno_ok())
+				break;
+			return -1;
+		}
+		px_took(w, c, (size_t)r);
+	}
+	if (px_pending(c))
+		set_events(w, c, c->ev | EPOLLOUT);
+	else
+		set_events(w, c, c->ev & ~(uint32_t)EPOLLOUT);
+	return 0;
+}
+
+/* Message bytes started and not yet written? */
+static int tx_pending(const struct conn *c)
+{
+	return c->kind == K_MEASURED ? c->qtx < c->qn : c->tx < c->len;
+}
+
 /* An abusive client: send up to limit more bytes of its message; -1 on a
  * socket error. */
 static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
 		    int want_out)
 {
-	struct iovec iov[3];
+	uint8_t pb[ST_PROXY_HDR_MAX];
+	struct iovec iov[4];
 	uint32_t n;
 	ssize_t r;
+	size_t m;
 	int k;
 
 	while (c->tx < c->len && limit > 0) {
+		/* --proxy: a header still pending goes first; limit counts
+		 * message bytes only */
 		n = c->len - c->tx < limit ? c->len - c->tx : limit;
-		k = msg_iov(w, c->hdr, c->pay, c->poff, c->tx, n, iov);
+		k = px_iov(w, c, pb, iov);
+		k += msg_iov(w, c->hdr, c->pay, c->poff, c->tx, n, iov + k);
 		r = writev(c->fd, iov, k);
 		if (r < 0) {
 			if (errno == EINTR)
@@ -422,9 +571,10 @@ static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
 				break;
 			return -1;
 		}
-		c->tx += (uint32_t)r;
-		limit -= (uint32_t)r;
-		w->sh->abuse[c->kind].bytes_sent += (uint64_t)r;
+		m = px_took(w, c, (size_t)r);
+		c->tx += (uint32_t)m;
+		limit -= (uint32_t)m;
+		w->sh->abuse[c->kind].bytes_sent += (uint64_t)m;
 	}
 	if (want_out && c->tx < c->len)
 		set_events(w, c, c->ev | EPOLLOUT);
@@ -437,12 +587,15 @@ static int flush_tx(struct worker *w, struct conn *c, uint32_t limit,
  * messages per writev; -1 on a socket error. */
 static int flush_measured(struct worker *w, struct conn *c)
 {
+	uint8_t pb[ST_PROXY_HDR_MAX];
 	struct iovec iov[TX_IOV];
-	ssize_t r;
+	ssize_t r0;
+	size_t r;
 
 	while (c->qtx < c->qn) {
 		uint32_t i = c->qtx, off = c->tx;
-		int k = 0;
+		/* --proxy: the header, if still pending, in the same writev */
+		int k = px_iov(w, c, pb, iov);
 
 		while (i < c->qn && k + 3 <= TX_IOV) {
 			const struct msg *m = q_at(w, c, i);
@@ -453,14 +606,15 @@ static int flush_measured(struct worker *w, struct conn *c)
 			off = 0;
 			i++;
 		}
-		r = writev(c->fd, iov, k);
-		if (r < 0) {
+		r0 = writev(c->fd, iov, k);
+		if (r0 < 0) {
 			if (errno == EINTR)
 				continue;
 			if (tx_errno_ok())
 				break;
 			return -1;
 		}
+		r = px_took(w, c, (size_t)r0);
 		w->sh->bytes_sent += (uint64_t)r;
 		while (r > 0) {
 			uint32_t rest = msg_len(w, q_at(w, c, c->qtx)) - c->tx;
@@ -651,6 +805,7 @@ static void connect_failed(struct worker *w, struct conn *c, int err)
 
 static void on_connected(struct worker *w, struct conn *c)
 {
+	uint32_t gen;
 	int one = 1;
 
 	w->pending--;
@@ -671,8 +826,15 @@ static void on_connected(struct worker *w, struct conn *c)
 	}
 	/* noread never asks for input, but still hears a close */
 	set_events(w, c, c->kind == K_NOREAD ? EPOLLRDHUP : EPOLLIN);
+	px_start(w, c);
+	gen = c->gen;
 	if (w->phase == PH_MEASURE)
 		start_activity(w, c);
+	/* --proxy: no message went out with the header (connect phase, idle,
+	 * a timer first): it goes alone, now, as a proxy's would. */
+	if (c->gen == gen && px_pending(c) && !tx_pending(c) &&
+	    px_flush(w, c) < 0)
+		tx_failed(w, c);
 }
 
 static void conn_open(struct worker *w, struct conn *c)
@@ -832,6 +994,15 @@ static void on_event(struct worker *w, struct conn *c, uint32_t ev)
 		else if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			on_connected(w, c);
 		return;
+	}
+	if ((ev & EPOLLOUT) && px_pending(c) && !tx_pending(c)) {
+		/* the rest of a header that went alone; with messages
+		 * pending, their writer sends it first */
+		if (px_flush(w, c) < 0) {
+			tx_failed(w, c);
+			return;
+		}
+		ev &= ~(uint32_t)EPOLLOUT;
 	}
 	if (c->kind == K_NOREAD) {
 		if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
@@ -994,6 +1165,7 @@ void worker_run(const struct st_config *cfg, struct st_control *ctl,
 	w->cfg = cfg;
 	w->ctl = ctl;
 	w->sh = &ctl->w[wid];
+	w->wid = wid;
 	w->n_meas = w->meas_live = n_meas;
 	w->nslots = n_meas;
 	for (k = 1; k < K_NKINDS; k++)

@@ -405,6 +405,234 @@ def case_source():
         srv.stop()
 
 
+PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+_OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IP4 = rb"(" + _OCTET + rb"(?:\." + _OCTET + rb"){3})"
+_PORT = rb"(0|[1-9][0-9]{0,4})"
+PROXY_V1_RE = re.compile(rb"PROXY TCP4 " + _IP4 + rb" " + _IP4 + rb" " +
+                         _PORT + rb" " + _PORT + rb"\r\n")
+BENCH_NET = 0xc6120000  # 198.18.0.0/15, RFC 2544
+
+
+class ProxyEcho:
+    """An echo server behind which a PROXY protocol sender must be: each
+    connection (a thread of its own, bounded by a 10 s socket timeout) must
+    start with one header of the given version, checked strictly here (not
+    with echod's parser); the bytes after it are echoed and counted. Per
+    connection it notes the header's fields, whether the first read held
+    more than the header, and the bytes echoed; anything wrong is noted in
+    self.errors."""
+
+    def __init__(self, version):
+        self.version = version
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1024)
+        self.ls.settimeout(0.1)
+        self.port = self.ls.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns, self.errors, self.threads = [], [], []
+        self.empty = 0  # closed or reset before a byte of header
+        self.stopping = False
+        self.t = threading.Thread(target=self.accept_loop, daemon=True)
+        self.t.start()
+
+    def accept_loop(self):
+        while not self.stopping:
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            t = threading.Thread(target=self.serve, args=(c,), daemon=True)
+            with self.lock:
+                self.threads.append(t)
+            t.start()
+
+    def header(self, buf):
+        """(length, (src, sport, dst, dport)) of the header at the start
+        of buf; (None, None) if more bytes are needed; raises ValueError
+        for a bad one."""
+        if self.version == 1:
+            if not (b"PROXY "[:len(buf)] == buf[:6]):
+                raise ValueError("v1: no 'PROXY ' (%r)" % buf[:16])
+            end = buf.find(b"\r\n", 0, 107)
+            if end < 0:
+                if len(buf) >= 107 or b"\n" in buf[:107]:
+                    raise ValueError("v1: no CRLF within 107 bytes (%r)" %
+                                     buf[:107])
+                return None, None
+            line = buf[:end + 2]
+            m = PROXY_V1_RE.fullmatch(line)
+            if not m or int(m.group(3)) > 65535 or int(m.group(4)) > 65535:
+                raise ValueError("v1: malformed line %r" % line)
+            return len(line), (m.group(1).decode(), int(m.group(3)),
+                               m.group(2).decode(), int(m.group(4)))
+        if PROXY_V2_SIG[:len(buf)] != buf[:12]:
+            raise ValueError("v2: bad signature %r" % buf[:12])
+        if len(buf) < 16:
+            return None, None
+        if buf[12] != 0x21:
+            raise ValueError("v2: version/command byte %#x, not 0x21" %
+                             buf[12])
+        if buf[13] != 0x11:
+            raise ValueError("v2: family byte %#x, not 0x11 (TCP4)" % buf[13])
+        n = struct.unpack(">H", buf[14:16])[0]
+        if n != 12:
+            raise ValueError("v2: length %d, not 12 (TCP4, no TLVs)" % n)
+        if len(buf) < 28:
+            return None, None
+        src, dst = socket.inet_ntoa(buf[16:20]), socket.inet_ntoa(buf[20:24])
+        sport, dport = struct.unpack(">HH", buf[24:28])
+        return 28, (src, sport, dst, dport)
+
+    def serve(self, c):
+        rec = {"hdr": None, "with_data": False, "echoed": 0}
+        buf, first = b"", None
+        c.settimeout(10)
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                if first is None:
+                    first = len(d)
+                buf += d
+                n, info = self.header(buf)
+                if n is None:
+                    continue
+                rec["hdr"] = info
+                rec["with_data"] = first > n
+                rest = buf[n:]
+                while True:
+                    c.sendall(rest)
+                    rec["echoed"] += len(rest)
+                    rest = c.recv(65536)
+                    if not rest:
+                        break
+                break
+            if rec["hdr"] is None and buf:
+                raise ValueError("closed within the header (%r)" % buf)
+        except ValueError as e:
+            with self.lock:
+                self.errors.append(str(e))
+        except OSError:
+            pass  # a reset (--abuse reset), or the end of the run
+        finally:
+            c.close()
+            with self.lock:
+                if rec["hdr"] is not None:
+                    self.conns.append(rec)
+                elif not buf:
+                    self.empty += 1
+
+    def stop(self):
+        self.stopping = True
+        self.t.join(5)
+        self.ls.close()
+        deadline = time.time() + 10
+        for t in list(self.threads):
+            t.join(max(0.1, deadline - time.time()))
+
+
+def check_proxy_sources(srv, port, what):
+    """Every header's made-up source distinct and in 198.18.0.0/15, its
+    port 1024 + index % 64512 for the address's index, its destination
+    the server."""
+    srcs = [r["hdr"][0] for r in srv.conns]
+    idx = [struct.unpack(">I", socket.inet_aton(a))[0] - BENCH_NET
+           for a in srcs]
+    check(len(set(srcs)) == len(srcs),
+          "%s: %d connections, every source address distinct" %
+          (what, len(srcs)))
+    check(all(0 <= i < 131072 for i in idx),
+          "%s: every source address in 198.18.0.0/15 (%s ...)" %
+          (what, sorted(srcs)[:3]))
+    check(all(r["hdr"][1] == 1024 + i % 64512 for r, i in
+              zip(srv.conns, idx)), "%s: source port 1024 + index" % what)
+    check(all(r["hdr"][2:] == ("127.0.0.1", port) for r in srv.conns),
+          "%s: destination 127.0.0.1 port %d" % (what, port))
+
+
+def case_proxy():
+    # --proxy v1|v2: every connection starts with a PROXY header (checked
+    # strictly by the server here), its made-up client address its own
+    # across workers, reconnects (--churn) and abusive clients; the header
+    # is neither echoed nor counted: the server's echoed bytes are exactly
+    # the bytes echo-stress reports sent and verified.
+    srv = ProxyEcho(1)
+    try:
+        r, rep = stress(srv.port, "-c", 6, "-j", 2, "-d", 1, "-m", "line",
+                        "-s", "1-300", "--pipeline", 2, "--proxy", "v1",
+                        "--abuse", "idle=1", "--abuse", "slowloris=1",
+                        "--abuse", "reset=1")
+    finally:
+        srv.stop()
+    print(r.stderr)
+    check(r.returncode == 0, "v1 with abusers: exit 0 (%d)" % r.returncode)
+    check(not srv.errors, "v1: every header well-formed (%s)" %
+          srv.errors[:3])
+    if rep:
+        check(rep["errors"]["total"] == 0 and rep["messages"] > 100,
+              "v1: %d messages verified, 0 errors" % rep["messages"])
+        check(rep["abuse"]["idle"]["bytes_sent"] == 0,
+              "v1: idle's header not counted as bytes it sent")
+        # A reset client's connection may be cut before the server reads
+        # its header; every other one must have brought a header.
+        sure = rep["connections"]["opened"] + sum(
+            rep["abuse"][k]["connects"] for k in ("idle", "slowloris"))
+        n = sure + rep["abuse"]["reset"]["connects"]
+        check(len(srv.conns) >= sure and len(srv.conns) + srv.empty >= n,
+              "v1: a header on each of the %d connections (%d, %d cut "
+              "before it)" % (n, len(srv.conns), srv.empty))
+    check_proxy_sources(srv, srv.port, "v1")
+
+    for v, mode in ((1, "raw"), (2, "frame")):
+        srv = ProxyEcho(v)
+        try:
+            r, rep = stress(srv.port, "-c", 5, "-j", 3, "-n", 30, "--churn",
+                            3, "-m", mode, "-s", "1-500", "--proxy",
+                            "v%d" % v)
+        finally:
+            srv.stop()
+        print(r.stderr)
+        what = "v%d %s --churn 3 -j 3" % (v, mode)
+        check(r.returncode == 0, "%s: exit 0 (%d)" % (what, r.returncode))
+        check(not srv.errors, "%s: every header well-formed (%s)" %
+              (what, srv.errors[:3]))
+        check_proxy_sources(srv, srv.port, what)
+        if rep:
+            check(rep["messages"] == 150 and rep["errors"]["total"] == 0,
+                  "%s: 150 messages verified, 0 errors (%d)" %
+                  (what, rep["messages"]))
+            check(len(srv.conns) == rep["connections"]["opened"] == 50 and
+                  srv.empty == 0, "%s: 50 connections, each with a header "
+                  "(%d)" % (what, len(srv.conns)))
+            echoed = sum(c["echoed"] for c in srv.conns)
+            check(echoed == rep["bytes_sent"] == rep["bytes_received"],
+                  "%s: the bytes after the headers = bytes sent = bytes "
+                  "verified (%d, %d, %d)" % (what, echoed, rep["bytes_sent"],
+                                             rep["bytes_received"]))
+        # The connect phase's 5 send their header alone; every reconnect
+        # sends it in the same writev as its first message.
+        alone = sum(not c["with_data"] for c in srv.conns)
+        check(alone <= 5, "%s: reconnects send the header with the first "
+              "message (%d of %d alone)" % (what, alone, len(srv.conns)))
+        check("--proxy v%d: 50 headers sent of 50 connections, each from "
+              "its own address of 198.18.0.0/15" % v in r.stderr,
+              "%s: the headers are said on stderr" % what)
+
+    for bad in ("v3", "V1", "1", ""):
+        rc, err, out = run_usage(["--proxy", bad, "127.0.0.1", "1"])
+        lines = err.decode().splitlines()
+        check(rc == 2 and len(lines) == 2 and out == b"" and
+              lines[0] == "echo-stress: --proxy: '%s' is not v1 or v2" % bad
+              and "--help" in lines[1],
+              "--proxy %r -> exit 2, one line and the hint (got %d: %r)" %
+              (bad, rc, lines))
+
+
 def run_limits(args, nofile=None):
     def lower():
         if nofile:
@@ -971,7 +1199,7 @@ def case_bad_options():
            ["--source", "127.0.0.1,"], ["--source", "300.1.1.1"],
            ["--source", "127.0.0.9-127.0.0.2"],
            ["--source", "::1-::2"], ["--source", "10.0.0.0-10.1.0.0"],
-           ["no.such.host.invalid", "1"]]
+           ["--proxy", "v3"], ["--proxy"], ["no.such.host.invalid", "1"]]
     for b in bad:
         r = subprocess.run([ARGS.stress] + b, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, timeout=10)
