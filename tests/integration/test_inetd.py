@@ -83,6 +83,50 @@ def case_tcpserver():
         h.terminate(p)
 
 
+def case_inetd_proxy():
+    """--inetd behind a balancer: the same session reads the PROXY header
+    (one more caller of the same code): the accept line names the client
+    the header names, the header is not echoed, the bytes after it in the
+    same segment are; with no parent, echod -i itself closes a peer
+    outside --proxy-from, before reading a byte."""
+    tcpserver = need("tcpserver")
+    port = h.free_port()
+    p = h.popen([tcpserver, "-q", "-H", "-R", "127.0.0.1", str(port)] +
+                h.echod_argv(["-i", "--proxy-protocol", "any",
+                              "--proxy-from", "127.0.0.0/30"]),
+                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(port, h.T(5))
+        hdr = b"PROXY TCP4 203.0.113.7 127.0.0.1 41000 7\r\n"
+        got, cp = line_session(port, [hdr + b"hello\n"])
+        h.eq(got, b"hello\n", "the bytes after the header, not the header")
+        s = h.connect(port, bind="127.0.0.9")
+        cp9 = h.cport(s)
+        try:
+            s.sendall(hdr + b"no\n")
+            h.eq(h.recv_all(s), b"", "an untrusted peer gets nothing")
+        except ConnectionResetError:
+            pass
+        finally:
+            s.close()
+        time.sleep(0.5)
+        h.terminate(p)
+        err = p.stderr.read().decode()
+        h.log(err)
+        h.check(re.search(r"accept 203\.0\.113\.7:41000 via "
+                          r"127\.0\.0\.1:%d$" % cp, err, re.M),
+                "no 'accept ... via' line for port %d" % cp)
+        h.check(re.search(r"close 203\.0\.113\.7:41000 in=6 out=6 .*"
+                          r"reason=eof$", err, re.M), "no close line")
+        h.check(re.search(r"reject 127\.0\.0\.9:%d "
+                          r"reason=untrusted-proxy$" % cp9, err, re.M),
+                "no reject line for the untrusted peer")
+        h.check(not re.search(r"(accept|close) 127\.0\.0\.9:%d" % cp9,
+                              err), "the untrusted peer was served")
+    finally:
+        h.terminate(p)
+
+
 def case_socket_activate():
     """systemd's Accept=yes, as systemd-socket-activate --inetd runs it:
     fd 0 (and 1) the connection, echod -i serves it raw, 1 MB intact."""
