@@ -388,6 +388,25 @@ static void op_echoed(void *io, const uint8_t *b, size_t n,
 	}
 }
 
+/* A report or a claim to the parent. A full queue (the parent busy) is
+ * waited for a moment, never forever. Returns 0 when sent, else -1. */
+static int to_parent(int fd, const struct conn_report *rep)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	struct timespec ts = {SESSION_REPORT_WAIT_S, 0};
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (send(fd, rep, sizeof(*rep), MSG_DONTWAIT | MSG_NOSIGNAL) >=
+		    0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		ppoll(&pfd, 1, &ts, NULL);
+	}
+	return -1;
+}
+
 /* Claim the client's address from the parent (--max-per-ip counts it
  * there, one claim at a time) and wait for the answer. Returns 1 to
  * serve, 0 to drop, -1 when no answer came. A stop request ends the wait
@@ -404,14 +423,14 @@ static int claim(struct conn *c, const uint8_t key[16], uint16_t port)
 	rep.magic = CONN_CLAIM_MAGIC;
 	memcpy(rep.addr, key, 16);
 	rep.port = port;
-	if (send(c->report_fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL) <
-	    0)
+	if (to_parent(c->report_fd, &rep) < 0)
 		return -1;
 	sigemptyset(&set);
 	sigaddset(&set, CONN_SIG_VERDICT);
 	while (!op_stopping(c)) {
-		if (clock_until(end, &ts) == NULL || clock_ms() >= end)
+		if (clock_ms() >= end)
 			return -1;
+		clock_until(end, &ts);
 		if (sigtimedwait(&set, &si, &ts) < 0) {
 			if (errno != EINTR && errno != EAGAIN)
 				return -1;
@@ -493,25 +512,14 @@ static struct session_ops conn_ops = {
     .pipe_out = op_pipe_out,
 };
 
-/* One report to the parent, before leaving. A full queue (the parent
- * busy) is waited for a moment, never forever. */
+/* One report to the parent, before leaving. */
 static void send_report(struct conn_report *rep, int fd)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-	struct timespec ts = {SESSION_REPORT_WAIT_S, 0};
-	int tries;
-
 	if (fd < 0)
 		return;
 	rep->magic = CONN_REPORT_MAGIC;
 	rep->log_dropped = log_dropped_total();
-	for (tries = 0; tries < 2; tries++) {
-		if (send(fd, rep, sizeof(*rep), MSG_DONTWAIT | MSG_NOSIGNAL) >=
-			0 ||
-		    (errno != EAGAIN && errno != EINTR))
-			return;
-		ppoll(&pfd, 1, &ts, NULL);
-	}
+	(void)to_parent(fd, rep);
 }
 
 void conn_run(int fd, const struct sockaddr *peer, socklen_t peerlen,

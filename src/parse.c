@@ -210,8 +210,9 @@ int parse_cidr(const char *s, struct parse_cidr *out)
 	uint64_t bits = 0;
 	struct parse_cidr c;
 	unsigned width, i;
+	int bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';
 
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+	if (bracketed) {
 		s++; /* "[::1]/128" */
 		n -= 2;
 	}
@@ -220,7 +221,7 @@ int parse_cidr(const char *s, struct parse_cidr *out)
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	memset(&c, 0, sizeof(c));
-	if (inet_pton(AF_INET, buf, c.addr + 12) == 1) {
+	if (!bracketed && inet_pton(AF_INET, buf, c.addr + 12) == 1) {
 		c.addr[10] = c.addr[11] = 0xff;
 		width = 32;
 	} else if (inet_pton(AF_INET6, buf, c.addr) == 1) {

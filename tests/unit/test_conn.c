@@ -11,6 +11,14 @@
  * stop request seen at each point where the child looks for one; and the
  * -v lines of raw mode.
  *
+ * The PROXY protocol: the accept and close lines naming the client the
+ * header named (IPv4, IPv6, LOCAL), no header at all or a bad one, the
+ * peer checked in inetd mode; and --max-per-ip's claim, the test acting
+ * as the parent: answered yes or no (after signals from others that the
+ * child must ignore), never sent, never answered (the clock jumps past
+ * CONN_VERDICT_WAIT_MS instead of sleeping through it), sigtimedwait()
+ * interrupted or failing, a stop request during the wait.
+ *
  * sandbox_child() is replaced (--wrap) by a stand-in that confines
  * nothing (test_sandbox.c and the integration tests prove the real one):
  * the child must stay able to write its coverage counts.
@@ -102,11 +110,15 @@ int __wrap_setsockopt(int fd, int lvl, int name, const void *v, socklen_t l)
 /* control_stopping: the shutdown flag, raised from its n-th reading on
  * (0: never). */
 static unsigned stop_from, stop_calls;
+/* Once a claim is sent (--max-per-ip behind a proxy): the clock jumps by
+ * claim_jump_ms, and with claim_stops the stop flag rises. */
+static int64_t claim_jump_ms;
+static int claim_stops, claim_stop_now;
 int __real_control_stopping(void);
 int __wrap_control_stopping(void);
 int __wrap_control_stopping(void)
 {
-	if (stop_from > 0 && ++stop_calls >= stop_from)
+	if (claim_stop_now || (stop_from > 0 && ++stop_calls >= stop_from))
 		return 1;
 	return __real_control_stopping();
 }
@@ -122,10 +134,21 @@ ssize_t __real_send(int fd, const void *b, size_t n, int fl);
 ssize_t __wrap_send(int fd, const void *b, size_t n, int fl);
 ssize_t __wrap_send(int fd, const void *b, size_t n, int fl)
 {
+	ssize_t r;
+
 	if (fault_fire(fd == report_fd ? &fault_send : &fault_send_echo))
 		return -1;
-	return __real_send(fd, b, n, fl);
+	r = __real_send(fd, b, n, fl);
+	if (r >= 0 && fd == report_fd && n == sizeof(struct conn_report) &&
+	    ((const struct conn_report *)b)->magic == CONN_CLAIM_MAGIC) {
+		clock_offset_ms += claim_jump_ms;
+		claim_stop_now = claim_stops;
+	}
+	return r;
 }
+FAULT_WRAP(int, sigtimedwait,
+	   (const sigset_t *set, siginfo_t *si, const struct timespec *ts),
+	   (set, si, ts), -1)
 FAULT_WRAP(void *, mmap,
 	   (void *a, size_t len, int prot, int fl, int fd, off_t off),
 	   (a, len, prot, fl, fd, off), MAP_FAILED)
@@ -171,6 +194,46 @@ struct client {
 static struct echod_opts opts;
 static volatile sig_atomic_t term;
 
+/* The parent's side of a claim: the test reads it from the report
+ * socket (claim_fd) and answers `verdict` (-1: no answer), after a
+ * signal from a stranger and one from itself that is no answer
+ * (verdict_noise). */
+static int claim_fd = -1, claim_seen, claim_eof, verdict = -1, verdict_noise;
+static struct conn_report claim_got;
+/* inetd mode: no parent (ctx.parent 0), nobody checked the peer. */
+static int no_parent;
+
+static void answer_claim(pid_t pid)
+{
+	union sigval v;
+	pid_t h;
+	int st;
+
+	/* The child may have left without a claim (its socket closed). */
+	if (recv(claim_fd, &claim_got, sizeof(claim_got), 0) <= 0) {
+		claim_eof = 1;
+		return;
+	}
+	claim_seen = 1;
+	if (verdict_noise) {
+		/* Queued by another process: not the parent's answer. */
+		h = fork();
+		assert_true(h >= 0);
+		if (h == 0) {
+			v.sival_int = 1;
+			_exit(sigqueue(pid, CONN_SIG_VERDICT, v) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(h, &st, 0), h);
+		assert_int_equal(st, 0);
+		/* From the parent, but kill()ed, not queued. */
+		assert_int_equal(kill(pid, CONN_SIG_VERDICT), 0);
+	}
+	if (verdict >= 0) {
+		v.sival_int = verdict;
+		assert_int_equal(sigqueue(pid, CONN_SIG_VERDICT, v), 0);
+	}
+}
+
 static void take_echo(struct outcome *o, const struct client *cl,
 		      const uint8_t *b, size_t n)
 {
@@ -192,7 +255,7 @@ static void client_run(int fd, const struct client *cl, struct outcome *o,
 		       pid_t pid, int *st)
 {
 	static uint8_t buf[1 << 16];
-	struct pollfd p;
+	struct pollfd p, pp[2];
 	size_t sent = 0;
 	int paused = 0, eof = 0, waited = 0;
 	ssize_t n;
@@ -208,6 +271,9 @@ static void client_run(int fd, const struct client *cl, struct outcome *o,
 		assert_int_equal(waitpid(pid, st, 0), pid);
 		waited = 1;
 	}
+	/* Nothing to send: the half-close at once. */
+	if (cl->in != NULL && cl->len == 0 && !cl->no_halfclose)
+		shutdown(fd, SHUT_WR);
 	/* Non-blocking: a write takes what fits, and the echo is read while
 	 * the rest waits. */
 	fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -216,7 +282,15 @@ static void client_run(int fd, const struct client *cl, struct outcome *o,
 		p.events = POLLIN;
 		if (cl->in != NULL && !cl->noread && sent < cl->len)
 			p.events |= POLLOUT;
-		assert_true(poll(&p, 1, 30000) == 1);
+		pp[0] = p;
+		pp[1].fd =
+		    claim_fd >= 0 && !claim_seen && !claim_eof ? claim_fd : -1;
+		pp[1].events = POLLIN;
+		pp[1].revents = 0;
+		assert_true(poll(pp, 2, 30000) >= 1);
+		p = pp[0];
+		if (pp[1].revents & POLLIN)
+			answer_claim(pid);
 		if (p.revents & POLLOUT) {
 			size_t k = cl->len - sent;
 
@@ -288,13 +362,28 @@ static void serve_client(const struct client *cl, int level, int report,
 		ctx.waitmask = &none;
 		ctx.term = &term;
 		ctx.report_fd = report_fd = report ? rp[1] : -1;
-		ctx.parent = getppid();
+		ctx.parent = no_parent ? 0 : getppid();
+		/* As server_sys.c leaves it: blocked from birth, taken with
+		 * sigtimedwait(). */
+		sigemptyset(&none);
+		sigaddset(&none, CONN_SIG_VERDICT);
+		sigprocmask(SIG_BLOCK, &none, NULL);
+		sigemptyset(&none);
 		conn_run(sv[1], (struct sockaddr *)&peer, sizeof(peer), &ctx);
 	}
 	close(sv[1]);
 	close(rp[1]);
 	close(ep[1]);
+	claim_fd =
+	    opts.proxy != 0 && opts.max_per_ip > 0 && report ? rp[0] : -1;
+	claim_seen = claim_eof = 0;
+	memset(&claim_got, 0, sizeof(claim_got));
 	client_run(sv[0], cl, o, pid, &st);
+	/* A claim the child did not wait for is still queued. */
+	if (claim_fd >= 0 && !claim_seen &&
+	    recv(claim_fd, &claim_got, sizeof(claim_got), MSG_DONTWAIT) > 0)
+		claim_seen = 1;
+	claim_fd = -1;
 	close(sv[0]);
 	while (got + 1 < sizeof(o->err) &&
 	       (n = read(ep[0], o->err + got, sizeof(o->err) - 1 - got)) > 0)
@@ -307,8 +396,8 @@ static void serve_client(const struct client *cl, int level, int report,
 	close(rp[0]);
 }
 
-/* The client sends `in` (a string) and half-closes; NULL: it sends
- * nothing and keeps its side open. */
+/* The client sends `in` (a string) and half-closes ("": at once); NULL:
+ * it sends nothing and keeps its side open. */
 static void serve(const char *in, int level, int report, struct outcome *o)
 {
 	struct client cl;
@@ -331,6 +420,12 @@ static int setup(void **state)
 	memset(&fault_sigaction, 0, sizeof(struct fault));
 	memset(&fault_send_echo, 0, sizeof(struct fault));
 	memset(&fault_pipe2, 0, sizeof(struct fault));
+	memset(&fault_sigtimedwait, 0, sizeof(struct fault));
+	claim_jump_ms = 0;
+	claim_stops = claim_stop_now = 0;
+	verdict = -1;
+	verdict_noise = 0;
+	no_parent = 0;
 	memset(timeo_fail_from, 0, sizeof(timeo_fail_from));
 	memset(timeo_calls, 0, sizeof(timeo_calls));
 	stop_from = stop_calls = 0;
@@ -685,6 +780,303 @@ static void test_stop_anywhere(void **state)
 	}
 }
 
+/* ---- the PROXY protocol ---- */
+
+#define HDR4	 "PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n"
+#define HDR6	 "PROXY TCP6 2001:db8::1 2001:db8::2 1234 443\r\n"
+#define VIA	 " via 127.0.0.1:40000\n"
+#define NOANSWER "no answer from the parent to its claim (--max-per-ip)\n"
+
+/* --proxy-protocol any from `from`, --max-per-ip max. */
+static void proxy_opts(const char *from, uint32_t max)
+{
+	opts.proxy = PROXY_ACCEPT_ANY;
+	assert_int_equal(parse_cidr(from, &opts.proxy_from[0]), 0);
+	opts.nproxy_from = 1;
+	opts.max_per_ip = max;
+}
+
+/* The client sends n bytes (may hold NULs) and half-closes. */
+static void serve_bytes(const void *in, size_t n, int level, int report,
+			struct outcome *o)
+{
+	struct client cl;
+
+	memset(&cl, 0, sizeof(cl));
+	cl.in = in;
+	cl.len = n;
+	serve_client(&cl, level, report, o);
+}
+
+/* The key net_addr_key() makes of a text address. */
+static void key_of(const char *a, uint8_t k[16])
+{
+	memset(k, 0, 16);
+	if (inet_pton(AF_INET, a, k + 12) == 1) {
+		k[10] = k[11] = 0xff;
+		return;
+	}
+	assert_int_equal(inet_pton(AF_INET6, a, k), 1);
+}
+
+static void assert_claimed(const char *addr, uint16_t port)
+{
+	uint8_t k[16];
+
+	assert_true(claim_seen);
+	assert_int_equal(claim_got.magic, CONN_CLAIM_MAGIC);
+	key_of(addr, k);
+	assert_memory_equal(claim_got.addr, k, 16);
+	assert_int_equal(claim_got.port, port);
+}
+
+/* The lines name the client the header names, the proxy after "via";
+ * the header is not data. */
+static void test_proxy_v4_v6(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 0);
+	serve(HDR4 "hello\n", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 6);
+	assert_memory_equal(o.echo, "hello\n", 6);
+	assert_non_null(strstr(o.err, "accept 192.0.2.1:56324" VIA));
+	assert_non_null(strstr(o.err, "close 192.0.2.1:56324 in=6 out=6 "));
+	assert_null(strstr(o.err, "accept 127.0.0.1"));
+	assert_true(o.has_report);
+	assert_int_equal(o.rep.reason, CLOSE_EOF);
+	assert_int_equal(o.rep.bytes_in, 6);
+	assert_false(claim_seen); /* no --max-per-ip: nothing claimed */
+
+	serve(HDR6 "v6", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 2);
+	assert_non_null(strstr(o.err, "accept [2001:db8::1]:1234" VIA));
+	assert_non_null(strstr(o.err, "close [2001:db8::1]:1234 in=2 out=2 "));
+	assert_int_equal(o.rep.bytes_in, 2);
+}
+
+/* v2 LOCAL (and v1 UNKNOWN): the proxy's own connection, named as it
+ * is, no "via". */
+static void test_proxy_local(void **state)
+{
+	static const char local[] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00"
+				    "abc";
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.1", 0);
+	serve_bytes(local, sizeof(local) - 1, LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 3);
+	assert_memory_equal(o.echo, "abc", 3);
+	assert_non_null(strstr(o.err, "accept 127.0.0.1:40000\n"));
+	assert_null(strstr(o.err, " via "));
+	assert_non_null(strstr(o.err, "close 127.0.0.1:40000 in=3 out=3 "));
+
+	serve("PROXY UNKNOWN\r\nxy", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.echo_len, 2);
+	assert_non_null(strstr(o.err, "accept 127.0.0.1:40000\n"));
+	assert_null(strstr(o.err, " via "));
+}
+
+/* No header, or a bad one: the accept line comes after the session,
+ * with the close line and its reason; quiet, neither. */
+static void test_proxy_no_header(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 0);
+	serve("", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.err, "accept 127.0.0.1:40000\n"));
+	assert_non_null(strstr(o.err, "close 127.0.0.1:40000 in=0 out=0 "));
+	assert_non_null(strstr(o.err, " reason=eof\n"));
+	assert_int_equal(o.rep.reason, CLOSE_EOF);
+
+	serve("GET / HTTP/1.0\r\n\r\n", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 0);
+	assert_true(strstr(o.err, "accept 127.0.0.1:40000\n") <
+		    strstr(o.err, "close 127.0.0.1:40000 in=0 out=0 "));
+	assert_non_null(
+	    strstr(o.err, " reason=protocol-error: bad proxy header\n"));
+	assert_true(o.has_report);
+	assert_int_equal(o.rep.reason, CLOSE_PROXY_BAD);
+	assert_int_equal(o.rep.protocol_errors, 1);
+	assert_int_equal(o.rep.bytes_in, 0);
+
+	serve("GET / HTTP/1.0\r\n\r\n", LOG_LEVEL_ERROR, 1, &o);
+	assert_string_equal(o.err, "");
+	assert_int_equal(o.rep.reason, CLOSE_PROXY_BAD);
+	serve(HDR4 "q", LOG_LEVEL_ERROR, 1, &o);
+	assert_string_equal(o.err, "");
+	assert_int_equal(o.echo_len, 1);
+}
+
+/* inetd mode: no parent checked the peer, the child does. */
+static void test_proxy_inetd(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	no_parent = 1;
+	proxy_opts("10.0.0.0/8", 0);
+	serve(HDR4 "x", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 0);
+	assert_non_null(
+	    strstr(o.err, "reject 127.0.0.1:40000 reason=untrusted-proxy\n"));
+	assert_false(o.has_report);
+
+	proxy_opts("::ffff:127.0.0.1", 0);
+	serve(HDR4 "x", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 1);
+	assert_non_null(strstr(o.err, "accept 192.0.2.1:56324" VIA));
+}
+
+/* --max-per-ip: the child claims the client (IPv4, IPv6, or for LOCAL
+ * the proxy's own address) and serves it on the parent's yes, taking
+ * no signal from anyone else for it. */
+static void test_proxy_claim_granted(void **state)
+{
+	static const char local[] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00"
+				    "L";
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 1);
+	verdict = 1;
+	verdict_noise = 1;
+	serve(HDR4 "hello\n", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("192.0.2.1", 56324);
+	assert_int_equal(o.echo_len, 6);
+	assert_non_null(strstr(o.err, "accept 192.0.2.1:56324" VIA));
+	assert_true(o.has_report);
+	assert_int_equal(o.rep.magic, CONN_REPORT_MAGIC);
+	assert_int_equal(o.rep.bytes_in, 6);
+
+	serve(HDR6 "6", LOG_LEVEL_INFO, 1, &o);
+	assert_claimed("2001:db8::1", 1234);
+	assert_int_equal(o.echo_len, 1);
+	assert_non_null(strstr(o.err, "accept [2001:db8::1]:1234" VIA));
+
+	verdict_noise = 0;
+	serve_bytes(local, sizeof(local) - 1, LOG_LEVEL_ERROR, 1, &o);
+	assert_claimed("127.0.0.1", 40000);
+	assert_int_equal(o.echo_len, 1);
+	assert_string_equal(o.err, "");
+	assert_true(o.has_report);
+}
+
+/* The parent's no: dropped at once, nothing sent, no line (the parent
+ * logs the rejection), no report (the parent counted it). */
+static void test_proxy_claim_denied(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 1);
+	verdict = 0;
+	verdict_noise = 1;
+	serve(HDR4 "hello\n", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("192.0.2.1", 56324);
+	assert_int_equal(o.echo_total, 0);
+	assert_string_equal(o.err, "");
+	assert_false(o.has_report);
+}
+
+/* No answer: the claim cannot be sent, the wait runs out (the clock
+ * jumps past it), sigtimedwait() fails. Each drops the client with a
+ * warning. */
+static void test_proxy_claim_no_answer(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 1);
+	verdict = 1;
+	fault_arm(&fault_send, 0, 1, ENOBUFS);
+	serve(HDR4 "x", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_false(claim_seen);
+	assert_int_equal(o.echo_total, 0);
+	assert_non_null(strstr(o.err, "close 192.0.2.1:56324: " NOANSWER));
+	assert_null(strstr(o.err, "accept "));
+	assert_false(o.has_report);
+
+	setup(NULL);
+	proxy_opts("127.0.0.0/8", 1);
+	claim_jump_ms = CONN_VERDICT_WAIT_MS + 1000;
+	serve(HDR6 "x", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("2001:db8::1", 1234);
+	assert_int_equal(o.echo_total, 0);
+	assert_non_null(strstr(o.err, "close [2001:db8::1]:1234: " NOANSWER));
+	assert_false(o.has_report);
+
+	setup(NULL);
+	proxy_opts("127.0.0.0/8", 1);
+	fault_arm(&fault_sigtimedwait, 0, 1, EINVAL);
+	serve(HDR4 "x", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("192.0.2.1", 56324);
+	assert_int_equal(o.echo_total, 0);
+	assert_non_null(strstr(o.err, "close 192.0.2.1:56324: " NOANSWER));
+}
+
+/* An interrupted wait goes on, and so does one that ends before its
+ * deadline (EAGAIN); a stop request ends it with a yes, and the session
+ * closes for the shutdown; without a report socket nothing is claimed. */
+static void test_proxy_claim_wait(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	proxy_opts("127.0.0.0/8", 1);
+	verdict = 1;
+	fault_arm(&fault_sigtimedwait, 0, 2, EINTR);
+	serve(HDR4 "ok", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("192.0.2.1", 56324);
+	assert_int_equal(o.echo_len, 2);
+	assert_true(o.has_report);
+	/* EAGAIN: the wait's timeout, early; the deadline is not past. */
+	setup(NULL);
+	proxy_opts("127.0.0.0/8", 1);
+	verdict = 1;
+	fault_arm(&fault_sigtimedwait, 0, 1, EAGAIN);
+	serve(HDR6 "ok", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("2001:db8::1", 1234);
+	assert_int_equal(o.echo_len, 2);
+	assert_true(o.has_report);
+
+	setup(NULL);
+	proxy_opts("127.0.0.0/8", 1);
+	claim_stops = 1;
+	serve(HDR4 "late", LOG_LEVEL_INFO, 1, &o);
+	assert_int_equal(o.status, 0);
+	assert_claimed("192.0.2.1", 56324);
+	assert_non_null(strstr(o.err, "accept 192.0.2.1:56324" VIA));
+	assert_non_null(strstr(o.err, " reason=shutdown\n"));
+	assert_true(o.has_report);
+	assert_int_equal(o.rep.reason, CLOSE_SHUTDOWN);
+
+	setup(NULL);
+	proxy_opts("127.0.0.0/8", 1);
+	serve(HDR4 "nr", LOG_LEVEL_INFO, 0, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.echo_len, 2);
+	assert_non_null(strstr(o.err, "accept 192.0.2.1:56324" VIA));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -706,6 +1098,14 @@ int main(void)
 	    cmocka_unit_test_setup(test_echo_send_again, setup),
 	    cmocka_unit_test_setup(test_write_times_out, setup),
 	    cmocka_unit_test_setup(test_stop_anywhere, setup),
+	    cmocka_unit_test_setup(test_proxy_v4_v6, setup),
+	    cmocka_unit_test_setup(test_proxy_local, setup),
+	    cmocka_unit_test_setup(test_proxy_no_header, setup),
+	    cmocka_unit_test_setup(test_proxy_inetd, setup),
+	    cmocka_unit_test_setup(test_proxy_claim_granted, setup),
+	    cmocka_unit_test_setup(test_proxy_claim_denied, setup),
+	    cmocka_unit_test_setup(test_proxy_claim_no_answer, setup),
+	    cmocka_unit_test_setup(test_proxy_claim_wait, setup),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -55,6 +55,10 @@ static void test_defaults(void **state)
 	assert_int_equal(o.verbosity, OPTS_INFO);
 	assert_int_equal(o.help, 0);
 	assert_int_equal(o.version, 0);
+	/* No PROXY protocol unless asked for. */
+	assert_int_equal(o.proxy, 0);
+	assert_int_equal(o.nproxy_from, 0);
+	assert_int_equal(o.proxy_timeout, 5);
 }
 
 static void test_all_options(void **state)
@@ -133,6 +137,8 @@ static uint32_t field(const struct echod_opts *o, const char *opt)
 		return o->backlog;
 	if (strcmp(opt, "--metrics-interval") == 0)
 		return o->metrics_interval;
+	if (strcmp(opt, "--proxy-timeout") == 0)
+		return o->proxy_timeout;
 	return o->shutdown_timeout;
 }
 
@@ -183,6 +189,13 @@ static const struct numcase numcases[] = {
     {"--metrics-interval", "1", 1, 1},
     {"--metrics-interval", "3600", 1, 3600},
     {"--metrics-interval", "3601", 0, 0},
+    {"--proxy-timeout", "0", 0, 0},
+    {"--proxy-timeout", "1", 1, 1},
+    {"--proxy-timeout", "60", 1, 60},
+    {"--proxy-timeout", "61", 0, 0},
+    {"--proxy-timeout", "05", 1, 5},
+    {"--proxy-timeout", "-5", 0, 0},
+    {"--proxy-timeout", "4294967297", 0, 0},
 };
 
 /* --inetd serves one accepted connection: every listening option is a
@@ -378,6 +391,14 @@ static void test_errors_escape_arguments(void **state)
 	    {{"-m", "raw\n\x1b"}, "invalid mode 'raw\\n\\x1b'"},
 	    {{"--delim", "\n\x1b"}, "invalid delimiter '\\n\\x1b'"},
 	    {{"--delim", "\x7f\xff"}, "invalid delimiter '\\x7f\\xff'"},
+	    {{"--proxy-timeout", "\n\x1b"}, "invalid proxy-timeout '\\n\\x1b'"},
+	    {{"--proxy-protocol", "v1\n\x1b"},
+	     "invalid proxy protocol 'v1\\n\\x1b'"},
+	    {{"--proxy-from", "::1,\x1b[31m\n"},
+	     "invalid proxy address block '\\x1b[31m\\n'"},
+	    {{"--proxy-from", "::1,\n,\x1b"},
+	     "invalid proxy address block '\\n'"},
+	    {{"--proxy-from", ",\n\x1b"}, "invalid --proxy-from ',\\n\\x1b'"},
 	    {{"extra\n\x1b"}, "unexpected argument 'extra\\n\\x1b'"},
 	    {{"--bogus\n\x1b"}, "unknown option '--bogus\\n\\x1b'"},
 	    {{"--quiet=\n\x1b"}, "option '--quiet' takes no argument"},
@@ -533,6 +554,197 @@ static void test_help_version(void **state)
 	assert_non_null(strstr(h, "--quiet"));
 	assert_non_null(strstr(h, "--verbose"));
 	assert_non_null(strstr(h, "--version"));
+	assert_non_null(strstr(h, "--proxy-protocol V"));
+	assert_non_null(strstr(h, "v1, v2 or any (default off)"));
+	assert_non_null(strstr(h, "--proxy-from CIDR,..."));
+	assert_non_null(strstr(h, "--proxy-timeout S"));
+	assert_non_null(strstr(h, "header, 1-60 (default 5)"));
+}
+
+/* The PROXY protocol (SPEC 8): --proxy-protocol and --proxy-from go
+ * together, --proxy-timeout alone is harmless. */
+static void test_proxy(void **state)
+{
+	static const struct {
+		const char *arg;
+		enum proxy_accept want;
+	} versions[] = {
+	    {"v1", PROXY_ACCEPT_V1},
+	    {"v2", PROXY_ACCEPT_V2},
+	    {"any", PROXY_ACCEPT_ANY},
+	};
+	struct echod_opts o;
+	char err[256], many[512];
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol",
+				       versions[i].arg, "--proxy-from",
+				       "10.0.0.0/8", NULL),
+				 0);
+		assert_int_equal(o.proxy, versions[i].want);
+		assert_int_equal(o.nproxy_from, 1);
+		assert_int_equal(o.proxy_from[0].bits, 104);
+		assert_int_equal(o.proxy_timeout, 5);
+	}
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-from",
+			       "127.0.0.1,[::1]/128,2001:db8::/32",
+			       "--proxy-protocol=any", "--proxy-timeout", "60",
+			       NULL),
+			 0);
+	assert_int_equal(o.proxy, PROXY_ACCEPT_ANY);
+	assert_int_equal(o.nproxy_from, 3);
+	assert_int_equal(o.proxy_from[2].bits, 32);
+	assert_int_equal(o.proxy_timeout, 60);
+	/* The last --proxy-from is the list. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "v1",
+			       "--proxy-from", "1.1.1.1,2.2.2.2",
+			       "--proxy-from", "::1", NULL),
+			 0);
+	assert_int_equal(o.nproxy_from, 1);
+	assert_int_equal(o.proxy_from[0].bits, 128);
+	assert_int_equal(o.proxy_from[0].addr[15], 1);
+	/* --proxy-timeout without the protocol: accepted, unused. */
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-timeout", "1", NULL), 0);
+	assert_int_equal(o.proxy, 0);
+	assert_int_equal(o.proxy_timeout, 1);
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-timeout", "0",
+			       "--proxy-protocol", "v1", "--proxy-from", "::1",
+			       NULL),
+			 -1);
+	assert_string_equal(err, "invalid proxy-timeout '0' (expected 1-60)");
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "v2",
+			       "--proxy-from", "::1", "--proxy-timeout", "61",
+			       NULL),
+			 -1);
+	assert_string_equal(err, "invalid proxy-timeout '61' (expected 1-60)");
+
+	/* --inetd is no listening option's company: it takes the header
+	 * too (the child checks the peer against --proxy-from itself). */
+	assert_int_equal(parse(&o, err, sizeof(err), "--inetd",
+			       "--proxy-protocol", "v2", "--proxy-from",
+			       "127.0.0.1", "--proxy-timeout", "3", NULL),
+			 0);
+	assert_true(o.inetd);
+	assert_int_equal(o.proxy, PROXY_ACCEPT_V2);
+	assert_int_equal(o.proxy_timeout, 3);
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "v1",
+			       "--proxy-from", "::1", "-i", NULL),
+			 0);
+	/* ... but the listening options still are not. */
+	assert_int_equal(parse(&o, err, sizeof(err), "-i", "--proxy-protocol",
+			       "v1", "--proxy-from", "::1", "--max-per-ip", "1",
+			       NULL),
+			 -1);
+	assert_non_null(strstr(err, "cannot be used with --inetd"));
+
+	/* The versions, exactly. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "V1",
+			       "--proxy-from", "::1", NULL),
+			 -1);
+	assert_string_equal(
+	    err, "invalid proxy protocol 'V1' (expected v1, v2 or any)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-protocol", "", NULL), -1);
+	assert_string_equal(
+	    err, "invalid proxy protocol '' (expected v1, v2 or any)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-protocol", "v3", NULL), -1);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-protocol", "off", NULL), -1);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-protocol", "v1 ", NULL), -1);
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", NULL),
+			 -1);
+	assert_string_equal(err,
+			    "option '--proxy-protocol' requires an argument");
+
+	/* One without the other. */
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-protocol", "any", NULL), -1);
+	assert_string_equal(err, "--proxy-protocol needs --proxy-from (the "
+				 "proxies allowed to send a header)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-from", "10.0.0.0/8", NULL),
+	    -1);
+	assert_string_equal(
+	    err, "--proxy-from needs --proxy-protocol v1, v2 or any");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--inetd", "--proxy-from", "::1", NULL),
+	    -1);
+	assert_string_equal(
+	    err, "--proxy-from needs --proxy-protocol v1, v2 or any");
+
+	/* A block that is none: the message quotes that block only. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "v1",
+			       "--proxy-from", "10.0.0.0/8,10.0.0.1/8,::1",
+			       NULL),
+			 -1);
+	assert_string_equal(
+	    err, "invalid proxy address block '10.0.0.1/8' (expected an IPv4 "
+		 "or IPv6 address or CIDR block, e.g. 10.0.0.0/8)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-from", "localhost", NULL), -1);
+	assert_string_equal(
+	    err, "invalid proxy address block 'localhost' (expected an IPv4 "
+		 "or IPv6 address or CIDR block, e.g. 10.0.0.0/8)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-from", "10.0.0.0/08", NULL),
+	    -1);
+	assert_non_null(strstr(err, "block '10.0.0.0/08'"));
+	/* The list itself wrong: empty elements, too many blocks. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-protocol", "v1",
+			       "--proxy-from", "10.0.0.0/8,,::1", NULL),
+			 -1);
+	assert_string_equal(err, "invalid --proxy-from '10.0.0.0/8,,::1' "
+				 "(expected 1-16 comma-separated address "
+				 "blocks)");
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-from", "::1,", NULL), -1);
+	assert_string_equal(err, "invalid --proxy-from '::1,' (expected 1-16 "
+				 "comma-separated address blocks)");
+	assert_int_equal(parse(&o, err, sizeof(err), "--proxy-from", "", NULL),
+			 -1);
+	assert_string_equal(err, "invalid --proxy-from '' (expected 1-16 "
+				 "comma-separated address blocks)");
+	for (k = 16; k <= 17; k++) {
+		size_t at = 0;
+		int b;
+
+		for (b = 0; b < k; b++)
+			at += (size_t)snprintf(many + at, sizeof(many) - at,
+					       "%s10.0.0.%d", b ? "," : "", b);
+		print_message("%d blocks\n", k);
+		if (k == OPTS_PROXY_FROM_MAX) {
+			assert_int_equal(parse(&o, err, sizeof(err),
+					       "--proxy-protocol", "v1",
+					       "--proxy-from", many, NULL),
+					 0);
+			assert_int_equal(o.nproxy_from, 16);
+		} else {
+			assert_int_equal(parse(&o, err, sizeof(err),
+					       "--proxy-protocol", "v1",
+					       "--proxy-from", many, NULL),
+					 -1);
+			assert_non_null(strstr(
+			    err, "' (expected 1-16 comma-separated address "
+				 "blocks)"));
+			assert_true(strncmp(err,
+					    "invalid --proxy-from '10.0.0.0,",
+					    31) == 0);
+		}
+	}
+	/* A long bad block is cut like any quoted argument. */
+	memset(many, 'z', 300);
+	many[300] = '\0';
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--proxy-from", many, NULL), -1);
+	assert_non_null(strstr(err, "...' (expected an IPv4 or IPv6"));
+	assert_true(strlen(err) < sizeof(err) - 1);
+	assert_non_null(strstr(err, "e.g. 10.0.0.0/8)"));
 }
 
 int main(void)
@@ -552,6 +764,7 @@ int main(void)
 	    cmocka_unit_test(test_mode_and_bind),
 	    cmocka_unit_test(test_bad_usage),
 	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_proxy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,8 +3,11 @@
  * programs share (src/parse.c): --delim and the bytes of "ERR too long",
  * the escaping of arguments quoted in error messages, and the messages for
  * options getopt_long refuses (driven through the real getopt_long, whose
- * optind/optopt conventions parse_getopt_error depends on).
+ * optind/optopt conventions parse_getopt_error depends on); the address
+ * blocks of --proxy-from (the IPv4 mapping, prefixes that end inside a
+ * byte, the spellings refused, lists).
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,6 +334,319 @@ static void test_u64_and_mode(void **state)
 	assert_int_equal(m, PROTO_FRAME);
 }
 
+/* ---- --proxy-from: address blocks ---- */
+
+/* The 16-byte key of an address as net_addr_key() makes it: IPv4 as
+ * ::ffff:a.b.c.d. */
+static void key(const char *addr, uint8_t k[16])
+{
+	memset(k, 0, 16);
+	if (inet_pton(AF_INET, addr, k + 12) == 1) {
+		k[10] = k[11] = 0xff;
+		return;
+	}
+	assert_int_equal(inet_pton(AF_INET6, addr, k), 1);
+}
+
+/* parse_cidr(s) must give the block `addr`/`bits` (in the 16-byte form). */
+static void assert_cidr(const char *s, const char *addr, unsigned bits)
+{
+	struct parse_cidr c;
+	uint8_t want[16];
+
+	print_message("'%s'\n", s);
+	memset(&c, 0xa5, sizeof(c));
+	assert_int_equal(parse_cidr(s, &c), 0);
+	key(addr, want);
+	assert_memory_equal(c.addr, want, 16);
+	assert_int_equal(c.bits, bits);
+}
+
+static void test_cidr_accepted(void **state)
+{
+	(void)state;
+	/* IPv4: 96 bits of ::ffff: before the prefix. */
+	assert_cidr("10.0.0.0/8", "10.0.0.0", 104);
+	assert_cidr("192.168.1.0/24", "192.168.1.0", 120);
+	assert_cidr("192.168.1.7", "192.168.1.7", 128);
+	assert_cidr("192.168.1.7/32", "192.168.1.7", 128);
+	assert_cidr("0.0.0.0/0", "0.0.0.0", 96);
+	assert_cidr("128.0.0.0/1", "128.0.0.0", 97);
+	/* IPv6, bare and in brackets. */
+	assert_cidr("2001:db8::/32", "2001:db8::", 32);
+	assert_cidr("::1", "::1", 128);
+	assert_cidr("::1/128", "::1", 128);
+	assert_cidr("[::1]/128", "::1", 128);
+	assert_cidr("[::1]", "::1", 128);
+	assert_cidr("[2001:db8::]/32", "2001:db8::", 32);
+	assert_cidr("::/0", "::", 0);
+	assert_cidr("[::]/0", "::", 0);
+	assert_cidr("2001:db8::/127", "2001:db8::", 127);
+	/* An IPv4 block spelled as IPv6 is the same block. */
+	assert_cidr("::ffff:10.0.0.0/104", "10.0.0.0", 104);
+	assert_cidr("::ffff:0:0/96", "0.0.0.0", 96);
+	/* The longest address there is, with and without brackets. */
+	assert_cidr("0000:0000:0000:0000:0000:0000:255.255.255.255/128",
+		    "::255.255.255.255", 128);
+	assert_cidr("[0000:0000:0000:0000:0000:0000:255.255.255.255]/128",
+		    "::255.255.255.255", 128);
+}
+
+static void test_cidr_refused(void **state)
+{
+	static const char *const bad[] = {
+	    "10.0.0.0/33",    /* past the family's width */
+	    "::/129",	      /* idem */
+	    "10.0.0.0/129",   /* an IPv4 prefix is not counted in 128 */
+	    "10.0.0.1/8",     /* host bits set */
+	    "10.0.0.0/0",     /* idem: every bit is a host bit */
+	    "10.128.0.0/8",   /* one host bit, not byte-aligned */
+	    "2001:db8::1/64", /* host bits set */
+	    "::1/127",	      /* the last bit */
+	    "10.0.0.0/08",    /* a leading zero */
+	    "0.0.0.0/00",     /* idem */
+	    "::/00",	      /* idem */
+	    "10.0.0.0/",      /* no prefix after the slash */
+	    "10.0.0.0/+8",    /* a sign */
+	    "10.0.0.0/-0",    /* idem */
+	    "10.0.0.0/ 8",    /* a space */
+	    "10.0.0.0/8 ",    /* trailing garbage */
+	    "10.0.0.0/8/8",   /* two slashes */
+	    "10.0.0.0/0x8",   /* another base */
+	    "/8",	      /* no address */
+	    "/0",
+	    "",
+	    "garbage",
+	    "garbage/8",
+	    "10.0.0",	    /* not an address */
+	    "10.0.0.256",   /* idem */
+	    "010.0.0.0/8",  /* inet_pton: no leading zeros in IPv4 */
+	    " 10.0.0.0/8",  /* a space */
+	    "[::1",	    /* half a bracket */
+	    "::1]",	    /* idem */
+	    "[::1]]/128",   /* one too many */
+	    "[]",	    /* nothing in them */
+	    "[]/8",	    /* idem */
+	    "[10.0.0.0]/8", /* brackets are for IPv6 */
+	    "[",	    /* idem */
+	    "fe80::1%eth0", /* a zone */
+	    "localhost",
+	};
+	struct parse_cidr c, keep;
+	char longest[128];
+	size_t i;
+
+	(void)state;
+	memset(&keep, 0x5a, sizeof(keep));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("'%s'\n", bad[i]);
+		c = keep;
+		assert_int_equal(parse_cidr(bad[i], &c), -1);
+		/* *out is left alone on failure */
+		assert_memory_equal(&c, &keep, sizeof(c));
+	}
+	/* Longer than any address before the slash: refused before it is
+	 * looked at (no overflow of the copy), however it ends. */
+	memset(longest, '1', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	assert_int_equal(parse_cidr(longest, &c), -1);
+	memcpy(longest + 100, "/8", 3);
+	assert_int_equal(parse_cidr(longest, &c), -1);
+	/* 46 and 48 characters, one and three past INET6_ADDRSTRLEN - 1. */
+	assert_int_equal(
+	    parse_cidr("0000:0000:0000:0000:0000:0000:255.255.255.2550", &c),
+	    -1);
+	assert_int_equal(
+	    parse_cidr("[0000:0000:0000:0000:0000:0000:255.255.255.2550]", &c),
+	    -1);
+	assert_memory_equal(&c, &keep, sizeof(c));
+}
+
+/* Whether key(addr) is in parse_cidr(block). */
+static int in_block(const char *block, const char *addr)
+{
+	struct parse_cidr c;
+	uint8_t k[16];
+
+	assert_int_equal(parse_cidr(block, &c), 0);
+	key(addr, k);
+	return parse_cidr_match(&c, k);
+}
+
+static void test_cidr_match(void **state)
+{
+	uint8_t mapped[16], k[16];
+
+	(void)state;
+	/* IPv4 blocks and IPv4 clients; an IPv4 client on a dual-stack
+	 * socket (::ffff:a.b.c.d) has the same key. */
+	assert_true(in_block("10.0.0.0/8", "10.1.2.3"));
+	assert_true(in_block("10.0.0.0/8", "::ffff:10.1.2.3"));
+	assert_false(in_block("10.0.0.0/8", "11.0.0.0"));
+	assert_false(in_block("10.0.0.0/8", "9.255.255.255"));
+	key("::ffff:10.1.2.3", mapped);
+	key("10.1.2.3", k);
+	assert_memory_equal(mapped, k, 16);
+	/* An IPv4 block never matches an IPv6 client, even one ending in
+	 * the same 32 bits. */
+	assert_false(in_block("10.0.0.0/8", "::10.1.2.3"));
+	assert_false(in_block("10.0.0.0/8", "2001:db8::a01:203"));
+	/* 0.0.0.0/0: every IPv4 client, no IPv6 one. */
+	assert_true(in_block("0.0.0.0/0", "0.0.0.0"));
+	assert_true(in_block("0.0.0.0/0", "255.255.255.255"));
+	assert_false(in_block("0.0.0.0/0", "::1"));
+	assert_false(in_block("0.0.0.0/0", "2001:db8::1"));
+	/* ::/0: everyone, IPv4 included. */
+	assert_true(in_block("::/0", "::1"));
+	assert_true(in_block("::/0", "ffff:ffff::1"));
+	assert_true(in_block("::/0", "10.0.0.1"));
+	/* An IPv6 block written over the mapped range takes IPv4 clients. */
+	assert_true(in_block("::ffff:0:0/96", "192.0.2.1"));
+	assert_false(in_block("::ffff:0:0/96", "::fffe:c000:201"));
+	/* Bare addresses: that one only. */
+	assert_true(in_block("192.168.1.7", "192.168.1.7"));
+	assert_false(in_block("192.168.1.7", "192.168.1.6"));
+	assert_false(in_block("192.168.1.7", "192.168.1.8"));
+	assert_true(in_block("[::1]/128", "::1"));
+	assert_false(in_block("[::1]/128", "::"));
+	assert_false(in_block("[::1]/128", "::3"));
+	/* Prefixes that end inside a byte: the bits before the cut count,
+	 * the ones after it do not. /1 (IPv4: bit 97 of the key). */
+	assert_true(in_block("128.0.0.0/1", "128.0.0.0"));
+	assert_true(in_block("128.0.0.0/1", "255.255.255.255"));
+	assert_false(in_block("128.0.0.0/1", "127.255.255.255"));
+	assert_true(in_block("0.0.0.0/1", "127.255.255.255"));
+	assert_false(in_block("0.0.0.0/1", "128.0.0.0"));
+	assert_true(in_block("8000::/1", "8000::"));
+	assert_true(in_block("8000::/1", "ffff::1"));
+	assert_false(in_block("8000::/1", "7fff:ffff::"));
+	assert_false(in_block("8000::/1", "10.0.0.1"));
+	assert_true(in_block("::/1", "10.0.0.1")); /* the mapped range */
+	/* /9 */
+	assert_true(in_block("10.128.0.0/9", "10.128.0.0"));
+	assert_true(in_block("10.128.0.0/9", "10.255.255.255"));
+	assert_false(in_block("10.128.0.0/9", "10.127.255.255"));
+	assert_false(in_block("10.128.0.0/9", "11.128.0.0"));
+	assert_true(in_block("10.0.0.0/9", "10.127.0.1"));
+	assert_false(in_block("10.0.0.0/9", "10.128.0.1"));
+	assert_true(in_block("ff80::/9", "ff80::"));
+	assert_true(in_block("ff80::/9", "ffff::"));
+	assert_false(in_block("ff80::/9", "ff7f:ffff::"));
+	assert_false(in_block("ff80::/9", "fe80::"));
+	/* /127: two addresses */
+	assert_true(in_block("2001:db8::/127", "2001:db8::"));
+	assert_true(in_block("2001:db8::/127", "2001:db8::1"));
+	assert_false(in_block("2001:db8::/127", "2001:db8::2"));
+	assert_true(in_block("2001:db8::2/127", "2001:db8::3"));
+	assert_false(in_block("2001:db8::2/127", "2001:db8::1"));
+	assert_false(in_block("2001:db8::2/127", "2001:db8::4"));
+	/* /31 of IPv4 (bit 127) */
+	assert_true(in_block("192.0.2.4/31", "192.0.2.5"));
+	assert_false(in_block("192.0.2.4/31", "192.0.2.6"));
+	assert_false(in_block("192.0.2.4/31", "192.0.2.3"));
+	/* /33 of IPv6: a bit of the fifth byte */
+	assert_true(in_block("2001:db8:8000::/33", "2001:db8:ffff::1"));
+	assert_false(in_block("2001:db8:8000::/33", "2001:db8:7fff::1"));
+}
+
+static void test_cidr_list(void **state)
+{
+	static const char three[] = "10.0.0.0/8,::1,[2001:db8::]/32";
+	struct parse_cidr out[4];
+	const char *bad = (const char *)1;
+	uint8_t k[16];
+	char s[160];
+	size_t n = 99;
+
+	(void)state;
+	assert_int_equal(parse_cidr_list(three, out, 4, &n, &bad), 0);
+	assert_int_equal(n, 3);
+	assert_null(bad);
+	assert_int_equal(out[0].bits, 104);
+	assert_int_equal(out[1].bits, 128);
+	assert_int_equal(out[2].bits, 32);
+	/* One block. */
+	assert_int_equal(parse_cidr_list("::/0", out, 4, &n, &bad), 0);
+	assert_int_equal(n, 1);
+	/* Exactly max, then one more: refused, bad NULL (no block of its
+	 * own is wrong). */
+	assert_int_equal(parse_cidr_list("1.1.1.1,2.2.2.2", out, 2, &n, &bad),
+			 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(
+	    parse_cidr_list("1.1.1.1,2.2.2.2,3.3.3.3", out, 2, &n, &bad), -1);
+	assert_null(bad);
+	assert_int_equal(n, 2);
+	/* Empty elements: refused, bad NULL. */
+	assert_int_equal(parse_cidr_list("10.0.0.0/8,,::1", out, 4, &n, &bad),
+			 -1);
+	assert_null(bad);
+	assert_int_equal(n, 1);
+	assert_int_equal(parse_cidr_list("10.0.0.0/8,", out, 4, &n, &bad), -1);
+	assert_null(bad);
+	assert_int_equal(n, 1);
+	assert_int_equal(parse_cidr_list(",10.0.0.0/8", out, 4, &n, &bad), -1);
+	assert_null(bad);
+	assert_int_equal(n, 0);
+	assert_int_equal(parse_cidr_list("", out, 4, &n, &bad), -1);
+	assert_null(bad);
+	assert_int_equal(n, 0);
+	assert_int_equal(parse_cidr_list(",", out, 4, &n, &bad), -1);
+	assert_null(bad);
+	/* A bad block: bad points at it (its text runs to the next comma),
+	 * the blocks before it are counted. */
+	snprintf(s, sizeof(s), "10.0.0.0/8,10.0.0.1/8,::1");
+	assert_int_equal(parse_cidr_list(s, out, 4, &n, &bad), -1);
+	assert_ptr_equal(bad, s + 11);
+	assert_int_equal(n, 1);
+	snprintf(s, sizeof(s), "x");
+	assert_int_equal(parse_cidr_list(s, out, 4, &n, &bad), -1);
+	assert_ptr_equal(bad, s);
+	assert_int_equal(n, 0);
+	snprintf(s, sizeof(s), "::1,2001:db8::/129");
+	assert_int_equal(parse_cidr_list(s, out, 4, &n, &bad), -1);
+	assert_ptr_equal(bad, s + 4);
+	/* A bad block after max good ones: more than max wins, bad NULL. */
+	assert_int_equal(parse_cidr_list("1.1.1.1,x", out, 1, &n, &bad), -1);
+	assert_null(bad);
+	/* An element too long for any block, in the middle or last: bad
+	 * points at it. */
+	memset(s, 0, sizeof(s));
+	memcpy(s, "1.1.1.1,", 8);
+	memset(s + 8, '1', 100);
+	assert_int_equal(parse_cidr_list(s, out, 4, &n, &bad), -1);
+	assert_ptr_equal(bad, s + 8);
+	assert_int_equal(n, 1);
+	memcpy(s + 108, ",::1", 5);
+	assert_int_equal(parse_cidr_list(s, out, 4, &n, &bad), -1);
+	assert_ptr_equal(bad, s + 8);
+	/* The longest block and its brackets fit an element. */
+	assert_int_equal(
+	    parse_cidr_list(
+		"::1,[0000:0000:0000:0000:0000:0000:255.255.255.255]/128", out,
+		4, &n, &bad),
+	    0);
+	assert_int_equal(n, 2);
+
+	/* parse_cidr_list_match: any of them. */
+	assert_int_equal(parse_cidr_list(three, out, 4, &n, &bad), 0);
+	key("10.9.9.9", k);
+	assert_true(parse_cidr_list_match(out, n, k));
+	key("::1", k);
+	assert_true(parse_cidr_list_match(out, n, k));
+	key("2001:db8:1::5", k);
+	assert_true(parse_cidr_list_match(out, n, k));
+	key("2001:db9::", k);
+	assert_false(parse_cidr_list_match(out, n, k));
+	key("11.0.0.0", k);
+	assert_false(parse_cidr_list_match(out, n, k));
+	/* The last block only, and none at all. */
+	key("2001:db8::", k);
+	assert_true(parse_cidr_list_match(out + 2, 1, k));
+	assert_false(parse_cidr_list_match(out, 2, k));
+	assert_false(parse_cidr_list_match(out, 0, k));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +658,10 @@ int main(void)
 	    cmocka_unit_test(test_getopt_errors),
 	    cmocka_unit_test(test_getopt_error_bounds),
 	    cmocka_unit_test(test_u64_and_mode),
+	    cmocka_unit_test(test_cidr_accepted),
+	    cmocka_unit_test(test_cidr_refused),
+	    cmocka_unit_test(test_cidr_match),
+	    cmocka_unit_test(test_cidr_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,6 +72,14 @@ static void test_reasons(void **state)
 	assert_string_equal(close_reason_text(CLOSE_EOF), "eof");
 	assert_string_equal(close_reason_text(CLOSE_NOMEM),
 			    "resource-error: out of memory");
+	/* The PROXY protocol's (SPEC 8): two protocol errors, and a
+	 * connection dropped over --max-per-ip once the header named it. */
+	assert_string_equal(close_reason_text(CLOSE_PROXY_BAD),
+			    "protocol-error: bad proxy header");
+	assert_string_equal(close_reason_text(CLOSE_PROXY_TIMEOUT),
+			    "protocol-error: proxy header timeout");
+	assert_string_equal(close_reason_text(CLOSE_REJECTED), "rejected");
+	assert_int_equal(CLOSE_REJECTED + 1, CLOSE_REASONS);
 	assert_string_equal(close_reason_text(CLOSE_REASONS), "unknown");
 	assert_string_equal(close_reason_text((enum close_reason) - 1),
 			    "unknown");
