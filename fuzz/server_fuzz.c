@@ -26,6 +26,18 @@
  * SERVER_FUZZ_TRACE=1 in the environment prints every call (the replay
  * driver makes a readable story of an input).
  *
+ * The PROXY protocol: the schedule may start with a 3-byte prefix, 0xf8 |
+ * a, then the --proxy-from blocks (byte 1 bits 0-3 and 4-7, byte 2 bits
+ * 0-3: indices into blocks[], CIDR strings built with parse_cidr() whose
+ * peers the harness knows by hand). a bits 0-1: how many blocks, 0 for no
+ * --proxy-protocol; bit 2: a child told no leaves at once without a
+ * report (conn.c). After the prefix, event types 14 and 15 are claims
+ * (struct conn_report with CONN_CLAIM_MAGIC: the address a PROXY header
+ * named, from a pool of CLAIM_ADDRS so that they collide): EV_CLAIM from
+ * a live child, a child that dies right after, one that already exited
+ * or a pid that is none of ours, once or twice; EV_CLAIM_ALL from every
+ * live child. Without the prefix they do nothing, as before.
+ *
  * Oracle, checked at every call that finds the books settled (accept,
  * spawn, kill, wait, shutdown) and at the end; the first three also at
  * every call:
@@ -52,6 +64,22 @@
  *   sandbox_kills, bad_reports, resource_errors and the reports' bytes)
  *   equal what the harness saw; a report counts when it is the first
  *   from a child we forked, whatever else is in the queue;
+ * - --proxy-protocol: a peer outside --proxy-from is closed at once
+ *   (before any other call), never given a child, and counted in
+ *   rejected_untrusted_proxy and the rate-limited reject lines; nothing is
+ *   counted against --max-per-ip at accept (held connections neither);
+ *   a claim is read as the model says: the first claim of a child still
+ *   in the server's table (live, exited, or reaped in the batch being
+ *   read), with --proxy-protocol and --max-per-ip, gets exactly one
+ *   verdict, before any other call: yes while fewer than --max-per-ip
+ *   children are counted under that address (the child is then counted
+ *   and filed under the address and port claimed), no otherwise
+ *   (rejected_per_ip, a reject line); any other claim (a second one, a
+ *   stranger's, without --proxy-protocol or --max-per-ip) gets none and
+ *   counts as a refused report; every count equals the children in the
+ *   table counted under it (so a counted child's count goes when it is
+ *   reaped) and never exceeds --max-per-ip; each child's claimed and
+ *   counted flags are the model's;
  * - the drain: the listener closed once, the held connections given up,
  *   every child sent SIGTERM before the first wait, SIGKILL only at the
  *   deadline, a blocking reap only when a child will exit, the loop
@@ -69,6 +97,7 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 
+#include "parse.h"
 #include "server.h"
 #include "stats.h"
 
@@ -98,7 +127,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define EV_FLOOD       11 /* eight connections from address arg & 3 */
 #define EV_BADMAGIC    12 /* live child arg sends a report with a bad magic */
 #define EV_FAULT       13 /* a resource runs out until further notice */
-/* 14, 15: nothing */
+/* 14, 15: nothing, unless the claims prefix came (then as below) */
+#define EV_CLAIM     14 /* a claim (arg, and the next byte: see claim_event) */
+#define EV_CLAIM_ALL 15 /* every live child claims address arg & 3 */
+#define CLAIM_ADDRS  4u /* the addresses PROXY headers name */
 
 #define CHECK(cond, what)                                                      \
 	do {                                                                   \
@@ -144,6 +176,10 @@ struct kid {
 	uint8_t term_sent; /* SIGTERM from the server */
 	uint8_t leaving;   /* will exit (SIGTERM taken) */
 	uint8_t killed;	   /* SIGKILL from the server */
+	/* its claim (--proxy-protocol): answered, granted (then the server
+	 * counts it under caddr), the address and port it named */
+	uint8_t answered, granted, caddr;
+	uint16_t cport;
 };
 
 struct fdent {
@@ -151,6 +187,7 @@ struct fdent {
 	unsigned addr;
 	uint16_t port;
 	int64_t since;
+	int untrusted; /* outside --proxy-from: closed at once */
 };
 
 struct rep {
@@ -158,6 +195,8 @@ struct rep {
 	pid_t pid;
 	uint32_t inc; /* the sender, 0: none of ours */
 	uint32_t magic;
+	uint8_t caddr; /* CONN_CLAIM_MAGIC: the address and port named */
+	uint16_t cport;
 };
 
 struct pending {
@@ -209,6 +248,16 @@ struct sim {
 	int64_t last_line[SERVER_LOG_RATELIMITED];
 	/* no spin */
 	int idle_waits;
+	/* --proxy-protocol: the peers inside --proxy-from (a bit per
+	 * address), claims on (the prefix), denied children leave at once */
+	unsigned trusted;
+	int claims, deny_exits;
+	uint64_t m_untrusted, verdicts;
+	int must_close;	 /* an untrusted peer's descriptor, -1: none */
+	int verdict_due; /* a valid claim was read: its verdict next */
+	pid_t verdict_pid;
+	int verdict_ok;
+	uint8_t reaping[POOL]; /* reaped, still in the server's table */
 };
 
 static const int accept_errs[] = {ECONNABORTED, EPROTO,	 EPERM,	 EMFILE,
@@ -301,6 +350,21 @@ static void queue_report(struct sim *w, int type, pid_t pid, uint32_t inc,
 	r->pid = pid;
 	r->inc = inc;
 	r->magic = magic;
+	r->caddr = 0;
+	r->cport = 0;
+}
+
+/* A claim: the client address a PROXY header named (CLAIM_ADDRS). */
+static void queue_claim(struct sim *w, pid_t pid, uint32_t inc, unsigned addr,
+			uint16_t port)
+{
+	if (w->qlen == QMAX)
+		return;
+	queue_report(w, SERVER_REPORT_OK, pid, inc, CONN_CLAIM_MAGIC);
+	w->q[(w->qhead + w->qlen - 1) % QMAX].caddr = (uint8_t)addr;
+	w->q[(w->qhead + w->qlen - 1) % QMAX].cport = port;
+	trace("  claim from pid %d (child #%u): address %u port %u\n", (int)pid,
+	      inc, addr, port);
 }
 
 static void kid_report(struct sim *w, unsigned i, uint32_t magic)
@@ -310,17 +374,22 @@ static void kid_report(struct sim *w, unsigned i, uint32_t magic)
 
 /* A child exits; a clean exit sends its report first, as conn_run()
  * does (its error exits leave before serving, without one). */
-static void kid_exit(struct sim *w, unsigned i, int status)
+static void kid_exit_as(struct sim *w, unsigned i, int status, int report)
 {
 	struct kid *k = &w->kids[i];
 
 	if (k->state != K_LIVE)
 		return;
-	if (status == 0)
+	if (status == 0 && report)
 		kid_report(w, i, CONN_REPORT_MAGIC);
 	set_kid(w, i, K_ZOMBIE);
 	k->status = status;
 	w->sig_pending |= SERVER_SIG_CHLD;
+}
+
+static void kid_exit(struct sim *w, unsigned i, int status)
+{
+	kid_exit_as(w, i, status, 1);
 }
 
 static int sig_status(int sig)
@@ -338,6 +407,35 @@ static void connect_from(struct sim *w, unsigned addr)
 	p = &w->backlog[w->nbacklog++];
 	p->addr = addr % ADDRS;
 	p->port = w->next_port++;
+}
+
+/* EV_CLAIM: arg bits 0-1 which child, bit 2 the claim sent twice; the
+ * next schedule byte (0 when none): bits 0-1 the address named, bits 2-3
+ * the port, bits 4-5 the sender: 0 a live child, 1 a live child that then
+ * exits (its claim read after its death), 2 a child that exited (the
+ * claim behind its report), 3 a pid that is no child of ours. */
+static void claim_event(struct sim *w, unsigned arg)
+{
+	static const uint16_t ports[4] = {41000, 41001, 0, 65535};
+	unsigned p = 0, who, n;
+	int i;
+
+	if (w->sched_off < w->sched_len)
+		p = w->sched[w->sched_off++];
+	who = (p >> 4) & 3;
+	if (who == 3) {
+		i = -1;
+	} else {
+		i = nth_kid(w, who == 2 ? K_ZOMBIE : K_LIVE, arg & 3);
+		if (i < 0)
+			return;
+	}
+	for (n = 0; n < (arg & 4 ? 2u : 1u); n++)
+		queue_claim(
+		    w, i < 0 ? 1 + (pid_t)(arg & 3) : pid_of(w, (unsigned)i),
+		    i < 0 ? 0 : w->kids[i].inc, p & 3, ports[(p >> 2) & 3]);
+	if (who == 1)
+		kid_exit(w, (unsigned)i, 0);
 }
 
 static void event(struct sim *w, uint8_t b)
@@ -407,6 +505,23 @@ static void event(struct sim *w, uint8_t b)
 		w->sig_pending |= sigs[arg];
 		break;
 	}
+	case EV_CLAIM:
+		if (w->claims)
+			claim_event(w, arg);
+		break;
+	case EV_CLAIM_ALL:
+		if (!w->claims)
+			break;
+		for (n = 0; n < POOL; n++)
+			if (w->kids[n].state == K_LIVE) {
+				queue_claim(w, pid_of(w, n), w->kids[n].inc,
+					    arg & 3, (uint16_t)(40000 + n));
+				if (arg & 4)
+					queue_claim(w, pid_of(w, n),
+						    w->kids[n].inc, arg & 3,
+						    (uint16_t)(40000 + n));
+			}
+		break;
 	case EV_FAULT:
 		switch (arg) {
 		case 0:
@@ -515,6 +630,35 @@ static int key_of(const uint8_t a[16])
 	return -1;
 }
 
+/* The addresses claims name (net_addr_key() form): all distinct; the
+ * last is also peer address 0's key. */
+static const uint8_t claim_key[CLAIM_ADDRS][16] = {
+    {[10] = 0xff, [11] = 0xff, 203, 0, 113, 7},
+    {[10] = 0xff, [11] = 0xff, 203, 0, 113, 8},
+    {0x20, 0x01, 0x0d, 0xb8, [15] = 7},
+    {[10] = 0xff, [11] = 0xff, 192, 0, 2, 1},
+};
+
+/* Whether pool entry i's child is in the server's table: not reaped, or
+ * reaped in the batch whose reports the server is reading (it leaves the
+ * table after them). */
+static int in_table(const struct sim *w, unsigned i)
+{
+	return w->kids[i].state != K_FREE || w->reaping[i];
+}
+
+/* The children in the table counted under claim address a. */
+static unsigned claim_count(const struct sim *w, unsigned a)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < POOL; i++)
+		if (in_table(w, i) && w->kids[i].granted &&
+		    w->kids[i].caddr == a)
+			n++;
+	return n;
+}
+
 /* Checked at every call. */
 static void check_always(struct sim *w)
 {
@@ -549,6 +693,20 @@ static void check_books(struct sim *w, int fd)
 		CHECK(w->kids[j].state == K_LIVE ||
 			  w->kids[j].state == K_ZOMBIE,
 		      "a reaped child still in the table");
+		CHECK(c->claimed == w->kids[j].answered,
+		      "a child's claim answered, or not, unlike the model");
+		CHECK(c->counted == (w->cfg.proxy ? w->kids[j].granted
+						  : w->cfg.max_per_ip > 0),
+		      "a child counted, or not, unlike the model");
+		if (w->kids[j].granted) {
+			/* the client its PROXY header named */
+			CHECK(c->port == w->kids[j].cport &&
+				  memcmp(c->addr, claim_key[w->kids[j].caddr],
+					 16) == 0,
+			      "a child filed under another client than it "
+			      "claimed");
+			continue;
+		}
 		CHECK(c->port == w->kids[j].port,
 		      "a child filed under another port");
 		key = key_of(c->addr);
@@ -570,8 +728,44 @@ static void check_books(struct sim *w, int fd)
 			CHECK(s->held[k].fd != s->held[i].fd,
 			      "a connection held twice");
 	}
-	/* Per-address counts. */
-	if (w->cfg.max_per_ip > 0) {
+	/* Per-address counts: with the PROXY protocol, the children whose
+	 * claim was granted, by the address claimed; nothing at accept. */
+	if (w->cfg.max_per_ip > 0 && w->cfg.proxy) {
+		int dup[CLAIM_ADDRS] = {0};
+		unsigned a, cnt;
+		size_t t;
+
+		for (slot = 0; slot <= s->mask; slot++) {
+			if (s->ips[slot].count == 0)
+				continue;
+			for (a = 0; a < CLAIM_ADDRS; a++)
+				if (memcmp(s->ips[slot].addr, claim_key[a],
+					   16) == 0)
+					break;
+			CHECK(a < CLAIM_ADDRS,
+			      "a count for an address no child claimed");
+			CHECK(!dup[a], "an address counted in two slots");
+			dup[a] = 1;
+			CHECK(s->ips[slot].count == claim_count(w, a),
+			      "per-address count differs from the children "
+			      "counted under it");
+			/* and from the server's own table */
+			for (cnt = 0, t = 0; t <= s->mask; t++)
+				cnt +=
+				    s->kids[t].pid != 0 && s->kids[t].counted &&
+				    memcmp(s->kids[t].addr, claim_key[a], 16) ==
+					0;
+			CHECK(s->ips[slot].count == cnt,
+			      "per-address count differs from the table's "
+			      "counted children");
+		}
+		for (a = 0; a < CLAIM_ADDRS; a++) {
+			CHECK(dup[a] || claim_count(w, a) == 0,
+			      "a granted claim not counted");
+			CHECK(claim_count(w, a) <= w->cfg.max_per_ip,
+			      "per-address count above --max-per-ip");
+		}
+	} else if (w->cfg.max_per_ip > 0) {
 		uint32_t seen[KEYS] = {0};
 		int dup[KEYS] = {0};
 
@@ -603,6 +797,8 @@ static void check_books(struct sim *w, int fd)
 	      "fork_failures differs");
 	CHECK(w->st.rejected_per_ip == w->m_rejected,
 	      "rejected_per_ip differs");
+	CHECK(w->st.rejected_untrusted_proxy == w->m_untrusted,
+	      "rejected_untrusted_proxy differs");
 	CHECK(w->st.deferred == w->m_deferred, "deferred differs");
 	CHECK(w->st.peak == w->m_peak, "peak differs");
 	CHECK(w->st.sandbox_kills == w->m_sandbox_kills,
@@ -621,6 +817,15 @@ static void check_books(struct sim *w, int fd)
 	      "not one line per child that died abnormally");
 }
 
+/* At every call but the clock, the log and the verdict: nothing the
+ * server owes from the call before (an untrusted peer's close, a valid
+ * claim's verdict). */
+static void settled(struct sim *w)
+{
+	CHECK(w->must_close < 0, "an untrusted peer not closed at once");
+	CHECK(!w->verdict_due, "a valid claim without its verdict");
+}
+
 /* progress: the call does something (not a wait, a clock or a log). */
 static void op_begin(struct sim *w, int progress)
 {
@@ -637,6 +842,76 @@ static void note_backoff(struct sim *w)
 	w->m_backoff_end = w->now + SERVER_BACKOFF_MS;
 }
 
+/* settled(), at a call the server makes only once its books are done:
+ * the children reaped before have left its table. */
+static void settle(struct sim *w)
+{
+	settled(w);
+	memset(w->reaping, 0, sizeof(w->reaping));
+}
+
+/* The pool entry of child #inc while the server may still know it, or -1. */
+static int inc_index(const struct sim *w, uint32_t inc)
+{
+	unsigned i;
+
+	for (i = 0; inc != 0 && i < POOL; i++)
+		if (w->kids[i].inc == inc && in_table(w, i))
+			return (int)i;
+	return -1;
+}
+
+/* A claim read: what the server must make of it. The first claim of a
+ * child in its table, with --proxy-protocol and --max-per-ip, gets a
+ * verdict (yes while the address has fewer than --max-per-ip children
+ * counted, the child then counted under it; no: rejected_per_ip); any
+ * other is a refused report and gets none. */
+static void take_claim_model(struct sim *w, const struct rep *q)
+{
+	int i = inc_index(w, q->inc);
+	struct kid *k;
+
+	if (i < 0 || !w->cfg.proxy || w->cfg.max_per_ip == 0 ||
+	    w->kids[i].answered) {
+		w->m_bad_reports++;
+		w->m_events[SERVER_LOG_REPORT]++;
+		return;
+	}
+	k = &w->kids[i];
+	k->answered = 1;
+	w->verdict_due = 1;
+	w->verdict_pid = q->pid;
+	w->verdict_ok = claim_count(w, q->caddr) < w->cfg.max_per_ip;
+	if (w->verdict_ok) {
+		k->granted = 1;
+		k->caddr = q->caddr;
+		k->cport = q->cport;
+	} else {
+		w->m_rejected++;
+		w->m_events[SERVER_LOG_REJECT]++;
+	}
+}
+
+static void op_verdict(void *io, pid_t pid, int ok)
+{
+	struct sim *w = io;
+	int i = kid_index(w, pid);
+
+	op_begin(w, 1);
+	trace("%lld verdict pid %d: %s\n", (long long)w->now, (int)pid,
+	      ok ? "serve" : "over --max-per-ip");
+	CHECK(w->cfg.proxy && w->cfg.max_per_ip > 0,
+	      "a verdict without --proxy-protocol and --max-per-ip");
+	CHECK(w->verdict_due, "a verdict for no valid claim");
+	CHECK(pid == w->verdict_pid && ok == w->verdict_ok,
+	      "a verdict for another child, or the other answer");
+	w->verdict_due = 0;
+	w->verdicts++;
+	/* Told no, the child leaves without a report (conn.c). */
+	if (!ok && w->deny_exits && i >= 0 && w->kids[i].state == K_LIVE)
+		kid_exit_as(w, (unsigned)i, 0, 0);
+}
+
 static int op_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
 		     int *err)
 {
@@ -646,6 +921,7 @@ static int op_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
 	struct fdent *f;
 
 	op_begin(w, 1);
+	settle(w);
 	check_books(w, -1);
 	CHECK(!w->term_delivered, "accept after SIGTERM");
 	CHECK(!w->shut, "accept after the listener was closed");
@@ -692,15 +968,26 @@ static int op_accept(void *io, struct sockaddr_storage *ss, socklen_t *len,
 	w->m_accepted++;
 	if (w->deferred_mode)
 		w->m_deferred++;
-	/* Over --max-per-ip: the server must close it at once. */
-	if (w->cfg.max_per_ip > 0) {
+	f->untrusted = 0;
+	if (w->cfg.proxy) {
+		/* Outside --proxy-from: the server must close it at once;
+		 * nothing is counted against --max-per-ip at accept. */
+		if (!((w->trusted >> p.addr) & 1)) {
+			f->untrusted = 1;
+			w->m_untrusted++;
+			w->m_events[SERVER_LOG_REJECT]++;
+			w->must_close = FD_BASE + (int)w->nfds;
+		}
+	} else if (w->cfg.max_per_ip > 0) {
+		/* Over --max-per-ip: the server must close it at once. */
 		if (w->key_n[addr_key(p.addr)] >= w->cfg.max_per_ip) {
 			w->m_rejected++;
 			w->m_events[SERVER_LOG_REJECT]++;
 		}
 	}
-	trace("%lld accept -> fd %d from address %u\n", (long long)w->now,
-	      FD_BASE + (int)w->nfds, p.addr);
+	trace("%lld accept -> fd %d from address %u%s\n", (long long)w->now,
+	      FD_BASE + (int)w->nfds, p.addr,
+	      f->untrusted ? " (untrusted proxy)" : "");
 	return FD_BASE + (int)w->nfds++;
 }
 
@@ -723,6 +1010,8 @@ static pid_t op_spawn(void *io, int fd, const struct sockaddr *sa,
 	int b, idx = -1;
 
 	op_begin(w, 1);
+	settle(w);
+	CHECK(!f->untrusted, "a child for a peer outside --proxy-from");
 	CHECK(f->state == F_ACCEPTED || f->state == F_HELD,
 	      "spawn for a descriptor that is not waiting for a child");
 	check_books(w, f->state == F_ACCEPTED ? fd : -1);
@@ -791,6 +1080,9 @@ static void op_close(void *io, int fd, int how)
 	struct fdent *f = fd_ent(w, fd);
 
 	op_begin(w, 1);
+	if (fd == w->must_close)
+		w->must_close = -1;
+	settle(w);
 	trace("%lld close fd %d%s\n", (long long)w->now, fd,
 	      how == SERVER_CLOSE_FIN ? " with a FIN" : "");
 	CHECK(f->state != F_CLOSED, "a descriptor closed twice");
@@ -807,9 +1099,11 @@ static void op_close(void *io, int fd, int how)
 		CHECK(how == SERVER_CLOSE_NOW, "close: unknown how");
 		CHECK(f->state == F_SPAWNED || f->state == F_ACCEPTED,
 		      "close of a held connection without a FIN");
-		if (f->state == F_ACCEPTED) {
-			/* only when over --max-per-ip */
-			CHECK(w->cfg.max_per_ip > 0,
+		if (f->state == F_ACCEPTED && f->untrusted) {
+			CHECK(w->cfg.proxy, "untrusted without proxy");
+		} else if (f->state == F_ACCEPTED) {
+			/* only when over --max-per-ip, counted at accept */
+			CHECK(w->cfg.max_per_ip > 0 && !w->cfg.proxy,
 			      "a connection closed unserved");
 			CHECK(w->key_n[addr_key(f->addr)] >= w->cfg.max_per_ip,
 			      "a connection rejected under --max-per-ip");
@@ -824,6 +1118,7 @@ static pid_t op_reap(void *io, int *status, int block)
 	int b, i, j;
 
 	op_begin(w, 1);
+	settled(w);
 	b = next(w);
 	if (block && count_kids(w, K_ZOMBIE) == 0) {
 		/* Only a child that was killed, or that took its SIGTERM,
@@ -852,6 +1147,7 @@ static pid_t op_reap(void *io, int *status, int block)
 	if (!(WIFEXITED(*status) && WEXITSTATUS(*status) == 0))
 		w->m_abnormal++;
 	set_kid(w, (unsigned)i, K_FREE);
+	w->reaping[i] = 1; /* until its batch's reports are read */
 	w->last_freed = i;
 	return pid_of(w, (unsigned)i);
 }
@@ -863,6 +1159,7 @@ static void op_kill(void *io, pid_t pid, int sig)
 	struct kid *k;
 
 	op_begin(w, 1);
+	settle(w);
 	trace("%lld kill %d %s\n", (long long)w->now, (int)pid,
 	      sig == SIGTERM   ? "SIGTERM"
 	      : sig == SIGKILL ? "SIGKILL"
@@ -903,6 +1200,7 @@ static int op_wait(void *io, int listener, int64_t deadline, unsigned *sigs,
 	int want, must_wake;
 
 	op_begin(w, 0);
+	settle(w);
 	check_books(w, -1);
 	CHECK(deadline >= -1, "a deadline before the epoch");
 	if (!w->shut) {
@@ -1019,9 +1317,13 @@ static int op_report(void *io, struct conn_report *r, pid_t *pid)
 	struct rep q;
 
 	op_begin(w, 0);
+	settled(w);
 	(void)events(w); /* a report may arrive meanwhile */
-	if (w->qlen == 0)
+	if (w->qlen == 0) {
+		/* All read: the children reaped before leave the table. */
+		memset(w->reaping, 0, sizeof(w->reaping));
 		return SERVER_REPORT_NONE;
+	}
 	trace("%lld report from pid %d (child #%u)%s\n", (long long)w->now,
 	      (int)w->q[w->qhead].pid, w->q[w->qhead].inc,
 	      w->q[w->qhead].type != SERVER_REPORT_OK ? ", malformed" : "");
@@ -1033,6 +1335,12 @@ static int op_report(void *io, struct conn_report *r, pid_t *pid)
 	r->reason = CLOSE_EOF;
 	r->bytes_in = q.inc;
 	*pid = q.pid;
+	if (q.magic == CONN_CLAIM_MAGIC) {
+		memcpy(r->addr, claim_key[q.caddr], 16);
+		r->port = q.cport;
+		take_claim_model(w, &q);
+		return q.type;
+	}
 	/* The first report of a child we forked counts, with its magic,
 	 * even when the child was reaped (and its pid reused) before the
 	 * server read it: it was sent before the child exited. Anything else
@@ -1053,6 +1361,7 @@ static void op_shutdown(void *io)
 	struct sim *w = io;
 
 	op_begin(w, 1);
+	settle(w);
 	trace("%lld shutdown\n", (long long)w->now);
 	check_books(w, -1);
 	CHECK(w->term_delivered, "shutdown without SIGTERM");
@@ -1130,7 +1439,33 @@ static const struct server_ops sim_ops = {
     .report = op_report,
     .shutdown = op_shutdown,
     .now_ms = op_now,
+    .verdict = op_verdict,
     .log = op_log,
+};
+
+/* --proxy-from blocks, and which of the peer addresses (sockaddr_of: 0
+ * 192.0.2.1, 1 ::ffff:192.0.2.1, 2 2001:db8::1, 3 198.51.100.7) each
+ * holds, worked out by hand. */
+static const struct {
+	const char *cidr;
+	unsigned holds;
+} blocks[16] = {
+    {"192.0.2.0/24", 0x3},
+    {"2001:db8::/32", 0x4},
+    {"198.51.100.7", 0x8},
+    {"10.0.0.0/8", 0x0},
+    {"::ffff:192.0.2.1/128", 0x3},
+    {"[2001:db8::]/127", 0x4},
+    {"198.51.100.0/25", 0x8},
+    {"::/0", 0xf},
+    {"192.0.2.2/31", 0x0},
+    {"2001:db8::1", 0x4},
+    {"0.0.0.0/0", 0xb},
+    {"198.51.100.6/31", 0x8},
+    {"192.0.2.1/32", 0x3},
+    {"2001:db8:0:0:1::/80", 0x0},
+    {"198.51.100.8/29", 0x0},
+    {"::ffff:0:0/96", 0xb},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -1138,9 +1473,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const pid_t steps[8] = {1, 2, 16, 17, 256, 4096, 65536, 3};
 	static struct server_child kids[16];
 	static struct server_ipcount ips[16];
+	static struct parse_cidr from[3];
 	static struct sim w;
 	struct server s;
-	unsigned i, k;
+	unsigned i, k, nfrom = 0, b[3];
 
 	if (size < HDR_LEN)
 		return 0;
@@ -1159,6 +1495,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.nfd[F_FREE] = FD_MAX;
 	w.sched = data + HDR_LEN;
 	w.sched_len = size - HDR_LEN;
+	w.must_close = -1;
+	/* The PROXY prefix: 0xf8 | a, then two bytes of --proxy-from blocks.
+	 * a bits 0-1: how many blocks (0: no --proxy-protocol), bit 2: a
+	 * child told no leaves at once. Claims (EV_CLAIM, EV_CLAIM_ALL) come
+	 * only after it, with or without --proxy-protocol. */
+	if (w.sched_len >= 3 && w.sched[0] >= 0xf8) {
+		nfrom = w.sched[0] & 3;
+		w.deny_exits = (w.sched[0] >> 2) & 1;
+		b[0] = w.sched[1] & 15;
+		b[1] = w.sched[1] >> 4;
+		b[2] = w.sched[2] & 15;
+		w.claims = 1;
+		w.sched += 3;
+		w.sched_len -= 3;
+		for (i = 0; i < nfrom; i++) {
+			CHECK(parse_cidr(blocks[b[i]].cidr, &from[i]) == 0,
+			      "parse_cidr refused a block");
+			w.trusted |= blocks[b[i]].holds;
+		}
+		if (nfrom > 0) {
+			w.cfg.proxy = 1;
+			w.cfg.proxy_from = from;
+			w.cfg.nproxy_from = nfrom;
+		}
+	}
 	w.now = 1000000; /* a monotonic clock is never 0 */
 	w.next_port = 40000;
 	w.s = &s;
@@ -1179,6 +1540,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (k = 0; k < SERVER_LOG_RATELIMITED; k++)
 		CHECK(s.rl[k].suppressed == 0,
 		      "suppressed warnings never reported");
+	CHECK(w.must_close < 0 && !w.verdict_due,
+	      "returned owing a close or a verdict");
 	CHECK(w.lines[SERVER_LOG_SHUTDOWN] == 1, "not one shutdown line");
 	CHECK(w.lines[SERVER_LOG_KILL] == (uint64_t)w.kill_phase,
 	      "a SIGKILL line without SIGKILL, or none with it");
