@@ -66,6 +66,7 @@
  */
 #define _GNU_SOURCE
 #include "proxy.h"
+#include "ref_crc32c.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -90,22 +91,6 @@ static void fail(const char *what, int line)
 	fprintf(stderr, "proxy_fuzz: oracle violated: %s (proxy_fuzz.c:%d)\n",
 		what, line);
 	abort();
-}
-
-/* ---- CRC32C, bitwise (RFC 4960 appendix B), apart from proxy.c's table */
-
-static uint32_t ref_crc32c(const uint8_t *d, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	size_t i;
-	int k;
-
-	for (i = 0; i < n; i++) {
-		c ^= d[i];
-		for (k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-	}
-	return ~c;
 }
 
 static uint16_t be16(const uint8_t *b)

@@ -93,6 +93,7 @@
 #include "proto.h"
 #include "proxy.h"
 #include "session.h"
+#include "ref_crc32c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -604,21 +605,6 @@ static void put16(struct enc *e, unsigned v)
 	put8(e, v & 0xff);
 }
 
-/* CRC32C (RFC 4960 appendix B), bitwise. */
-static uint32_t crc32c(const uint8_t *d, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	size_t i;
-	int k;
-
-	for (i = 0; i < n; i++) {
-		c ^= d[i];
-		for (k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-	}
-	return ~c;
-}
-
 /* 16 bytes of an IPv6 address from 4 seed bytes, the groups whose bit is
  * set in zeros left zero (runs for "::"). */
 static void v6_from(uint8_t a[16], const uint8_t *seed, unsigned zeros,
@@ -817,7 +803,7 @@ static void enc_v2(struct enc *e, const uint8_t *x)
 	e->b[14] = (uint8_t)((e->n - 16) >> 8);
 	e->b[15] = (uint8_t)(e->n - 16);
 	if (crc) {
-		c = crc32c(e->b, e->n);
+		c = ref_crc32c(e->b, e->n);
 		e->b[crc_at] = (uint8_t)(c >> 24);
 		e->b[crc_at + 1] = (uint8_t)(c >> 16);
 		e->b[crc_at + 2] = (uint8_t)(c >> 8);

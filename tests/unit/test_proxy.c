@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "proxy.h"
+#include "../../fuzz/ref_crc32c.h"
 
 #define S(s) (const uint8_t *)(s), sizeof(s) - 1
 
@@ -465,21 +466,6 @@ static uint32_t xorshift32(uint32_t *s)
 	return *s = x;
 }
 
-/* RFC 4960 appendix B, bit by bit: apart from proxy.c's table. */
-static uint32_t crc32c_bitwise(const uint8_t *d, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	size_t i;
-	int k;
-
-	for (i = 0; i < n; i++) {
-		c ^= d[i];
-		for (k = 0; k < 8; k++)
-			c = c & 1u ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-	}
-	return ~c;
-}
-
 /* An uninitialised block of exactly n bytes, outside cmocka's allocator. */
 static uint8_t *raw_alloc(size_t n)
 {
@@ -501,7 +487,7 @@ static uint8_t *row_input(const struct pcase *c, size_t *n)
 
 		assert_true(c->crc_at + 4 <= c->len);
 		memset(b + c->crc_at, 0, 4);
-		crc = crc32c_bitwise(b, c->len) ^ (uint32_t)c->crc_bad;
+		crc = ref_crc32c(b, c->len) ^ (uint32_t)c->crc_bad;
 		b[c->crc_at] = (uint8_t)(crc >> 24);
 		b[c->crc_at + 1] = (uint8_t)(crc >> 16);
 		b[c->crc_at + 2] = (uint8_t)(crc >> 8);
