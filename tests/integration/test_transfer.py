@@ -124,8 +124,15 @@ def case_rr_two_calls():
         calls = [ln.split("(")[0] for ln in lines[first:]]
         counts = {c: calls.count(c) for c in set(calls)}
         h.log("child's calls over %d round trips: %r" % (n, counts))
-        h.check(set(counts) <= {"read", "write"},
+        # setsockopt: the idle timeout is re-armed when more than
+        # TIMEO_LATE_MS (conn.c) passed between an echo and the next
+        # read, which a preemption on a loaded machine can cause now and
+        # then; a message costs no call of its own for it.
+        h.check(set(counts) <= {"read", "write", "setsockopt"},
                 "calls other than read and write: %r" % counts)
+        h.check(counts.get("setsockopt", 0) <= n // 50,
+                "the idle timeout re-armed for more than 1 message in 50: "
+                "%r" % counts)
         h.check(counts.get("write", 0) == n and
                 counts.get("read", 0) <= n + 1,
                 "expected %d writes and at most %d reads: %r"
