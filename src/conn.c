@@ -31,7 +31,6 @@
 #include <sys/time.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -450,7 +449,10 @@ static int op_proxied(void *io, const struct proxy_result *r)
 	struct conn *c = io;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&c->real;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->real;
-	char via[NET_ADDRSTRLEN] = "";
+	const struct sockaddr *via =
+	    NULL; /* the proxy, when it names another */
+	socklen_t via_len = 0;
+	char vias[NET_ADDRSTRLEN];
 	uint8_t key[16];
 	uint16_t port;
 	int ok;
@@ -466,7 +468,8 @@ static int op_proxied(void *io, const struct proxy_result *r)
 			memcpy(&s6->sin6_addr, r->src, 16);
 			s6->sin6_port = htons(r->src_port);
 		}
-		snprintf(via, sizeof(via), "%s", peer_str(c));
+		via = c->peer_sa;
+		via_len = c->peer_len;
 		c->peer_sa = (const struct sockaddr *)&c->real;
 		c->peer_len = sizeof(c->real);
 		c->peer[0] = '\0';
@@ -488,8 +491,11 @@ static int op_proxied(void *io, const struct proxy_result *r)
 	c->accept_logged = 1;
 	if (!log_enabled(LOG_LEVEL_INFO))
 		return 0;
-	if (via[0] != '\0')
-		log_info("accept %s via %s", peer_str(c), via);
+	/* Formatted only now: with -q a child never faults in the text of
+	 * inet_ntop and snprintf. */
+	if (via != NULL)
+		log_info("accept %s via %s", peer_str(c),
+			 net_addr_str(via, via_len, vias, sizeof(vias)));
 	else
 		log_info("accept %s", peer_str(c));
 	return 0;
