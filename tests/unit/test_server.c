@@ -285,7 +285,8 @@ static void op_verdict(void *io, pid_t pid, int ok)
 	sim.nverdicts++;
 }
 
-static void op_log(void *io, unsigned kind, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+op_log(void *io, unsigned kind, const char *fmt, va_list ap)
 {
 	(void)io;
 	sim.logs[kind & 0xff]++;
