@@ -476,10 +476,7 @@ static int op_proxied(void *io, const struct proxy_result *r)
 	}
 	if (c->claim_parent != 0) {
 		net_addr_key(c->peer_sa, key);
-		port = ntohs(
-		    c->peer_sa->sa_family == AF_INET
-			? ((const struct sockaddr_in *)c->peer_sa)->sin_port
-			: ((const struct sockaddr_in6 *)c->peer_sa)->sin6_port);
+		port = net_addr_port(c->peer_sa);
 		ok = claim(c, key, port);
 		if (ok < 0)
 			log_warnx("close %s: no answer from the parent to its "

@@ -187,3 +187,10 @@ ssize_t net_write(int fd, const void *buf, size_t len)
 	}
 	return (ssize_t)done;
 }
+
+uint16_t net_addr_port(const struct sockaddr *sa)
+{
+	return ntohs(sa->sa_family == AF_INET
+			 ? ((const struct sockaddr_in *)sa)->sin_port
+			 : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}

@@ -40,6 +40,9 @@ char *net_addr_str(const struct sockaddr *sa, socklen_t len, char *buf,
  */
 void net_addr_key(const struct sockaddr *sa, uint8_t key[16]);
 
+/* net_addr_port: the port of an AF_INET or AF_INET6 address, host order. */
+uint16_t net_addr_port(const struct sockaddr *sa);
+
 /*
  * Short I/O solved once. net_read: one read(2), retried on EINTR. Returns
  * bytes read (> 0), 0 at EOF, NET_AGAIN when nothing is available, or -1

@@ -256,20 +256,20 @@ static void child_gone(struct server *s, pid_t pid, int st)
 	s->st->active--;
 }
 
-/* "reject ADDR:PORT reason=max-per-ip active=N" (count > 0) or
- * "... reason=untrusted-proxy", rate-limited. */
+/* "reject ADDR:PORT reason=max-per-ip active=N" (over the limit, with its
+ * count) or "... reason=untrusted-proxy" (count NULL), rate-limited. */
 static void log_reject(struct server *s, const uint8_t key[16], uint16_t port,
-		       uint32_t count)
+		       const uint32_t *count)
 {
-	const char *why = count > 0 ? "max-per-ip" : "untrusted-proxy";
+	const char *why = count != NULL ? "max-per-ip" : "untrusted-proxy";
 	char who[NET_ADDRSTRLEN], act[24] = "";
 	unsigned long n;
 
 	if (!ratelim_take(s, SERVER_LOG_REJECT, &n))
 		return;
 	key_str(key, port, who, sizeof(who));
-	if (count > 0)
-		snprintf(act, sizeof(act), " active=%u", count);
+	if (count != NULL)
+		snprintf(act, sizeof(act), " active=%u", *count);
 	if (n > 0)
 		say(s, SERVER_LOG_REJECT,
 		    "reject %s reason=%s%s (%lu similar messages suppressed)",
@@ -293,7 +293,7 @@ static int take_claim(struct server *s, struct server_child *k,
 	e = ip_slot(s, r->addr);
 	if (e->count >= s->cfg.max_per_ip) {
 		s->st->rejected_per_ip++;
-		log_reject(s, r->addr, r->port, e->count);
+		log_reject(s, r->addr, r->port, &e->count);
 		s->ops->verdict(s->io, k->pid, 0);
 		return 0;
 	}
@@ -493,15 +493,13 @@ static void accept_some(struct server *s)
 		if (s->resumed)
 			s->st->deferred++;
 		net_addr_key((struct sockaddr *)&ss, key);
-		port = ntohs(ss.ss_family == AF_INET
-				 ? ((struct sockaddr_in *)&ss)->sin_port
-				 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+		port = net_addr_port((struct sockaddr *)&ss);
 		if (s->cfg.proxy &&
 		    !parse_cidr_list_match(s->cfg.proxy_from,
 					   s->cfg.nproxy_from, key)) {
 			s->st->rejected_untrusted_proxy++;
 			s->ops->close(s->io, fd, SERVER_CLOSE_NOW);
-			log_reject(s, key, port, 0);
+			log_reject(s, key, port, NULL);
 			continue;
 		}
 		if (count_at_accept(s)) {
@@ -510,7 +508,7 @@ static void accept_some(struct server *s)
 			if (e->count >= s->cfg.max_per_ip) {
 				s->st->rejected_per_ip++;
 				s->ops->close(s->io, fd, SERVER_CLOSE_NOW);
-				log_reject(s, key, port, e->count);
+				log_reject(s, key, port, &e->count);
 				continue;
 			}
 			e->count++;
