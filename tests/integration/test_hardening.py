@@ -317,7 +317,7 @@ def peek(s):
 # --- F1: lingering close -----------------------------------------------------
 
 def case_linger_sigterm_slow_reader():
-    """F1: at SIGTERM a client that reads slowly (~100 KB/s) while echod
+    """F1: at SIGTERM a client that reads slowly (~200 KB/s) while echod
     owes it megabytes receives every byte echod sent, then a clean EOF
     (never ECONNRESET), the bytes are a prefix of what it sent and their
     count is the close line's out=; echod then exits 0. Before the fix the
@@ -327,16 +327,18 @@ def case_linger_sigterm_slow_reader():
     try:
         s = h.connect(e.port)
         cp = h.cport(s)
-        f = Flow(s, h.pattern((1 << 20) + 4099, 11), rate=100000)
+        # At least 1.5 MB owed at 200 KB/s: a drain of 8 s or more, four
+        # times the old 2 s linger.
+        f = Flow(s, h.pattern((1 << 20) + 4099, 11), rate=200000)
         f.start()
-        q = wait_backpressure(e, f, cp, 4000000, h.T(30))
+        q = wait_backpressure(e, f, cp, 1500000, h.T(30))
         h.log("owed %d bytes (received %d); echod's socket tx=%d rx=%d: "
               "SIGTERM" % (f.owed(), f.received, q[0], q[1]))
         mk = e.mark()
         t0 = time.monotonic()
         os.kill(e.pid, signal.SIGTERM)
         f.throttle = True
-        # Draining ~5 MB at 100 KB/s takes ~50 s; echod may take 120.
+        # Draining a few MB at 200 KB/s takes 10-20 s; echod may take 120.
         h.check(f.done.wait(h.T(110)), "no EOF within %.0fs of SIGTERM: %s"
                 % (h.T(110), f.outcome()))
         secs = time.monotonic() - t0
