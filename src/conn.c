@@ -231,16 +231,29 @@ static ssize_t op_read_wait(void *io, void *buf, size_t len, int64_t deadline)
 /* ---- raw bulk without copies: socket -> pipe -> socket (splice) ----
  * The bytes stay in the kernel's pages: no copy into the session's
  * buffers and back, one call per direction per batch. The pipe's size is
- * the back-pressure bound (its default, 16 pages: what the pipe holds
- * while the client does not read). Only with the blocking calls: the
- * socket's timeouts and the SIGTERM handler's O_NONBLOCK govern splice()
- * on the socket as they govern read() and write(). */
+ * the batch and the back-pressure bound (what the pipe holds while the
+ * client does not read): CONN_PIPE_SIZE (opts.h), 64 slots, not the default
+ * 16. A continuous stream then moves in a quarter of the calls (against
+ * the default pipe, 9 interleaved runs of echo-stress --pipeline 4:
+ * 1.26x the rate at 0.78x the CPU per MB; one message in flight, which
+ * takes one splice each way either way: no change). An unprivileged
+ * user's pipes share fs.pipe-user-pages-soft (16384 pages; the children
+ * are all one user), and past it the kernel refuses a bigger pipe and
+ * makes new ones of 2 slots: then no pipe at all, and the bytes go on
+ * through the session's buffers, 64 KiB a call. Only with the blocking
+ * calls: the socket's timeouts and the SIGTERM handler's O_NONBLOCK
+ * govern splice() on the socket as they govern read() and write(). */
 static size_t op_pipe_open(void *io)
 {
 	struct conn *c = io;
 
 	if (c->rcvtimeo < 0 || c->sndtimeo < 0 || pipe2(c->pipe, O_CLOEXEC) < 0)
 		return 0;
+	if (fcntl(c->pipe[1], F_SETPIPE_SZ, CONN_PIPE_SIZE) < 0) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+		return 0;
+	}
 	return CONN_SPLICE_MAX;
 }
 

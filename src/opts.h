@@ -115,6 +115,11 @@
 /* When stderr is a pipe, echod asks for a pipe buffer this large, so a
  * burst of log lines is not dropped while the reader catches up. */
 #define LOG_PIPE_SIZE (1024 * 1024)
+/* Raw bulk: the size a child asks for its socket -> pipe -> socket pipe
+ * (conn.c says why this size, and what happens when the kernel refuses
+ * it): what one pair of splice() calls moves, and what the pipe holds
+ * while the client does not read. */
+#define CONN_PIPE_SIZE (256 * 1024)
 /* -v logs each message, escaped and cut at this many bytes. */
 #define LOG_MSG_CUT 80
 

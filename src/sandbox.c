@@ -409,9 +409,13 @@ static int add_rules(scmp_filter_ctx ctx)
 		return rc;
 	/* Raw bulk goes socket -> pipe -> socket without copies (conn.c):
 	 * a pipe of its own (it can name no file, reach no other process),
-	 * and splice() between the descriptors it has. */
+	 * sized within the user's pipe quota, and splice() between the
+	 * descriptors it has. */
 	a[0] = arg(1, SCMP_CMP_EQ, O_CLOEXEC, 0);
 	if ((rc = allow(ctx, SCMP_SYS(pipe2), 1, a)) < 0)
+		return rc;
+	a[0] = arg(1, SCMP_CMP_EQ, F_SETPIPE_SZ, 0);
+	if ((rc = allow(ctx, SCMP_SYS(fcntl), 1, a)) < 0)
 		return rc;
 	if ((rc = allow(ctx, SCMP_SYS(splice), 0, NULL)) < 0)
 		return rc;

@@ -358,6 +358,9 @@ def build_matrix():
     # means copying on; splice's retryable errors lose nothing, the others
     # end the connection (never a wrong byte)
     add("children", "pipe2", ["EMFILE", "ENFILE"], ["1"], **ok)
+    # F_SETPIPE_SZ refused (the user past fs.pipe-user-pages-soft): no
+    # pipe either, copying goes on
+    add("children", "fcntl", ["EPERM"], ["1"], **ok)
     add("children", "splice", ["EAGAIN", "EINTR"], ["1", "1+2"], **ok)
     add("children", "splice", ["ENOMEM", "EIO"], ["2"])
     add("children", "splice", ["EPIPE"], ["1+"])

@@ -149,8 +149,9 @@ def case_raw_bulk_spliced():
     """Raw bulk echo without copies (issue 12): once a read fills the
     child's buffer, the rest of the connection moves socket -> pipe ->
     socket with splice(); 20 MB come back intact, in= and out= count
-    them, and the child makes far fewer read()/write() calls than 64 KiB
-    pieces would need. strace -f follows the child from its fork."""
+    them, the pipe is 256 KiB (one F_SETPIPE_SZ), and the child makes far
+    fewer read()/write() calls than 64 KiB pieces would need. strace -f
+    follows the child from its fork."""
     import hashlib
     import shutil
     import signal
@@ -161,7 +162,7 @@ def case_raw_bulk_spliced():
     try:
         log = os.path.join(h.TMPDIR, "bulk.strace")
         st = subprocess.Popen(["strace", "-f", "-qq", "-o", log, "-e",
-                               "trace=read,write,splice,pipe2",
+                               "trace=read,write,splice,pipe2,fcntl",
                                "-p", str(e.pid)], stderr=subprocess.PIPE)
         time.sleep(0.5)  # attached (no call of the parent is traced)
         total = 20 * 1024 * 1024
@@ -204,6 +205,10 @@ def case_raw_bulk_spliced():
                 calls[name] = calls.get(name, 0) + 1
         h.log("child's calls: %r" % calls)
         h.eq(calls.get("pipe2", 0), 1, "one pipe")
+        with open(log) as f:
+            sized = [ln for ln in f if "F_SETPIPE_SZ" in ln]
+        h.check(len(sized) == 1 and sized[0].rstrip().endswith(
+            "= %d" % (256 << 10)), "the pipe not sized 256 KiB: %r" % sized)
         h.check(calls.get("splice", 0) >= 2, "no splice: %r" % calls)
         h.check(calls.get("read", 0) + calls.get("write", 0) < 40,
                 "bulk still copied through read/write: %r" % calls)

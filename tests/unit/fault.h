@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -71,6 +72,27 @@ static inline int fault_fire(struct fault *f)
 		if (fault_fire(&fault_##name))                                 \
 			return failed;                                         \
 		return __real_##name args;                                     \
+	}
+
+/* fcntl() takes a third argument by cmd; the wrapper passes on one
+ * pointer-sized word, as glibc's own fcntl reads it. The fault takes
+ * every cmd, or only fault_fcntl_cmd when that is set. */
+#define FAULT_WRAP_FCNTL()                                                     \
+	static struct fault fault_fcntl;                                       \
+	static int fault_fcntl_cmd;                                            \
+	int __real_fcntl(int fd, int cmd, ...);                                \
+	int __wrap_fcntl(int fd, int cmd, ...);                                \
+	int __wrap_fcntl(int fd, int cmd, ...)                                 \
+	{                                                                      \
+		va_list ap;                                                    \
+		void *arg;                                                     \
+		va_start(ap, cmd);                                             \
+		arg = va_arg(ap, void *);                                      \
+		va_end(ap);                                                    \
+		if ((fault_fcntl_cmd == 0 || cmd == fault_fcntl_cmd) &&        \
+		    fault_fire(&fault_fcntl))                                  \
+			return -1;                                             \
+		return __real_fcntl(fd, cmd, arg);                             \
 	}
 
 /*

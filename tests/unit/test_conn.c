@@ -6,10 +6,10 @@
  * socket timeouts that cannot be set or a SIGTERM handler that cannot be
  * installed (the child then polls), ppoll() failing or interrupted, a
  * full report socket, an echo the socket does not take at once; raw bulk
- * through the pipe (splice), without a pipe, with the socket's timeouts
- * lost after a clock jump, to a client that stops reading or sending; a
- * stop request seen at each point where the child looks for one; and the
- * -v lines of raw mode.
+ * through the pipe (splice), without a pipe or with one refused its size,
+ * with the socket's timeouts lost after a clock jump, to a client that
+ * stops reading or sending; a stop request seen at each point where the
+ * child looks for one; and the -v lines of raw mode.
  *
  * The PROXY protocol: the accept and close lines naming the client the
  * header named (IPv4, IPv6, LOCAL), no header at all or a bad one, the
@@ -85,6 +85,10 @@ int __wrap_pipe2(int fds[2], int fl)
 	clock_offset_ms += clock_jump_ms;
 	return __real_pipe2(fds, fl);
 }
+
+/* fcntl: in the child, F_SETPIPE_SZ (the raw bulk pipe's size) and the
+ * SIGTERM handler's F_SETFL. */
+FAULT_WRAP_FCNTL()
 
 /* setsockopt: fault_setsockopt fails any call; timeo_fail_from[0] (for
  * SO_RCVTIMEO) and [1] (SO_SNDTIMEO), when set, fail that option from its
@@ -420,6 +424,8 @@ static int setup(void **state)
 	memset(&fault_sigaction, 0, sizeof(struct fault));
 	memset(&fault_send_echo, 0, sizeof(struct fault));
 	memset(&fault_pipe2, 0, sizeof(struct fault));
+	memset(&fault_fcntl, 0, sizeof(struct fault));
+	fault_fcntl_cmd = 0;
 	memset(&fault_sigtimedwait, 0, sizeof(struct fault));
 	claim_jump_ms = 0;
 	claim_stops = claim_stop_now = 0;
@@ -648,6 +654,22 @@ static void test_bulk_no_pipe(void **state)
 	(void)state;
 	bulk_client(&cl);
 	fault_arm(&fault_pipe2, 0, FAULT_ALWAYS, EMFILE);
+	serve_client(&cl, LOG_LEVEL_INFO, 1, &o);
+	assert_bulk_echoed(&o);
+}
+
+/* The pipe cannot have its size (the user is past
+ * fs.pipe-user-pages-soft, F_SETPIPE_SZ fails with EPERM): no pipe, the
+ * bytes go on through the session's buffers. */
+static void test_bulk_small_pipe(void **state)
+{
+	struct client cl;
+	struct outcome o;
+
+	(void)state;
+	bulk_client(&cl);
+	fault_fcntl_cmd = F_SETPIPE_SZ;
+	fault_arm(&fault_fcntl, 0, FAULT_ALWAYS, EPERM);
 	serve_client(&cl, LOG_LEVEL_INFO, 1, &o);
 	assert_bulk_echoed(&o);
 }
@@ -1092,6 +1114,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_report_retried, setup),
 	    cmocka_unit_test_setup(test_bulk, setup),
 	    cmocka_unit_test_setup(test_bulk_no_pipe, setup),
+	    cmocka_unit_test_setup(test_bulk_small_pipe, setup),
 	    cmocka_unit_test_setup(test_bulk_timeouts_lost, setup),
 	    cmocka_unit_test_setup(test_bulk_times_out, setup),
 	    cmocka_unit_test_setup(test_bulk_idle, setup),

@@ -40,7 +40,7 @@ FAULT_WRAP(ssize_t, send, (int fd, const void *b, size_t n, int fl),
 FAULT_WRAP(int, socket, (int d, int t, int p), (d, t, p), -1)
 
 /* open and fcntl are variadic: one optional argument, passed on. */
-static struct fault fault_open, fault_fcntl;
+static struct fault fault_open;
 int __real_open(const char *path, int flags, ...);
 int __wrap_open(const char *path, int flags, ...);
 int __wrap_open(const char *path, int flags, ...)
@@ -57,20 +57,7 @@ int __wrap_open(const char *path, int flags, ...)
 	return __real_open(path, flags, mode);
 }
 
-int __real_fcntl(int fd, int cmd, ...);
-int __wrap_fcntl(int fd, int cmd, ...);
-int __wrap_fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (fault_fire(&fault_fcntl))
-		return -1;
-	return __real_fcntl(fd, cmd, arg);
-}
+FAULT_WRAP_FCNTL()
 
 FAULT_WRITE_SCRIPT()
 

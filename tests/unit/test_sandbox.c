@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "opts.h"
 #include "sandbox.h"
 
 /* Leave without the libc/sanitizer exit paths, which may make system
@@ -113,7 +114,8 @@ static int setup(void **state)
 }
 
 /* What the serving loop needs: read, write, ppoll, shutdown, close, the
- * clock, the send queue, a message buffer, the report. */
+ * clock, the send queue, a message buffer, the raw bulk pipe at its size,
+ * the report. */
 static int serving_calls(int fd, pid_t server)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -121,7 +123,7 @@ static int serving_calls(int fd, pid_t server)
 					machine may take a while */
 	char b[8];
 	void *m;
-	int q;
+	int q, pp[2];
 
 	(void)server;
 	if (write(fd, "ping", 4) != 4)
@@ -138,6 +140,10 @@ static int serving_calls(int fd, pid_t server)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED || munmap(m, 1 << 20) != 0)
 		return 6;
+	if (pipe2(pp, O_CLOEXEC) != 0 ||
+	    fcntl(pp[1], F_SETPIPE_SZ, CONN_PIPE_SIZE) < CONN_PIPE_SIZE ||
+	    close(pp[0]) != 0 || close(pp[1]) != 0)
+		return 10;
 	if (send(fd, "r", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
 		return 7;
 	if (shutdown(fd, SHUT_WR) != 0)

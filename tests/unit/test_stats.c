@@ -29,21 +29,7 @@ FAULT_WRAP(void *, mmap,
 	   (a, len, prot, fl, fd, off), MAP_FAILED)
 FAULT_WRAP(int, madvise, (void *a, size_t len, int adv), (a, len, adv), -1)
 
-static struct fault fault_fcntl;
-int __real_fcntl(int fd, int cmd, ...);
-int __wrap_fcntl(int fd, int cmd, ...);
-int __wrap_fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (fault_fire(&fault_fcntl))
-		return -1;
-	return __real_fcntl(fd, cmd, arg);
-}
+FAULT_WRAP_FCNTL()
 
 /* munmap: counted, to see the failure paths undo the writable mapping. */
 static unsigned munmaps;
