@@ -10,7 +10,7 @@ started with (one shell-quoted string; bench.py adds -p 0 -b 127.0.0.1
 (@forkecho, @tcpserver, @inetd, @socat, @epoll_echo). The first configuration is the baseline. For each run
 the configurations go in a fresh random order (interleaved, so that a
 noisy minute hurts all of them), each is started, runs every scenario
-(bench.py's churn, rr, stream, pstream; --stress-args is appended to
+(bench.py's churn, rr, stream, stream4, pstream; --stress-args is appended to
 echo-stress's arguments, e.g. "-m line") and is stopped. Printed: every
 run, then per configuration and scenario the median rate and server CPU
 and the median of the per-run ratios to the baseline, the only figure
@@ -35,11 +35,13 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-UNITS = {"churn": "conn/s", "rr": "msg/s", "stream": "MB/s", "pstream": "MB/s"}
+UNITS = {"churn": "conn/s", "rr": "msg/s", "stream": "MB/s",
+         "stream4": "MB/s", "pstream": "MB/s"}
 KEYS = {
     "churn": ("conn_per_s", "cpu_us_per_conn"),
     "rr": ("msgs_per_s", "cpu_us_per_msg"),
     "stream": ("mb_per_s", "cpu_us_per_mb"),
+    "stream4": ("mb_per_s", "cpu_us_per_mb"),
     "pstream": ("mb_per_s", "cpu_us_per_mb"),
 }
 

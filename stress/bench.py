@@ -39,7 +39,7 @@ ALL_SERVERS = ["echod", "epoll_echo", "forkecho", "socat", "tcpserver",
                "inetd"]
 # the fork-based anchors; forkecho is the minimal blocking fork echo
 ANCHORS = ["forkecho", "socat", "tcpserver", "inetd"]
-ALL_SCENARIOS = ["churn", "rr", "stream", "pstream", "hold"]
+ALL_SCENARIOS = ["churn", "rr", "stream", "stream4", "pstream", "hold"]
 HOLD_SIZE = 64
 
 
@@ -322,6 +322,8 @@ def stress_args(scen, dur):
         return ["-c", "100", "-s", "64", "-d", str(dur)]
     if scen == "stream":
         return ["-c", "1", "-s", "65536", "-d", str(dur)]
+    if scen == "stream4":
+        return ["-c", "1", "-s", "65536", "--pipeline", "4", "-d", str(dur)]
     raise ValueError(scen)
 
 
@@ -690,6 +692,8 @@ METRICS = [
     ("rr", "cpu_us_per_msg", False),
     ("stream", "mb_per_s", True),
     ("stream", "cpu_us_per_mb", False),
+    ("stream4", "mb_per_s", True),
+    ("stream4", "cpu_us_per_mb", False),
     ("pstream", "mb_per_s", True),
     ("pstream", "cpu_us_per_mb", False),
     ("hold", "pss_kib_per_conn", False),
@@ -821,8 +825,9 @@ def table(medians, fl, ratios, tg, servers, cfg):
              "children included.")
     L.append("")
     L.append("| server | churn conn/s | CPU µs/conn | rr msgs/s | CPU µs/msg "
-             "| stream MB/s | CPU µs/MB | pstream MB/s | CPU µs/MB | hold N | KiB/held conn PSS / system |")
-    L.append("| --- |" + " ---: |" * 10)
+             "| stream MB/s | CPU µs/MB | stream4 MB/s | CPU µs/MB "
+             "| pstream MB/s | CPU µs/MB | hold N | KiB/held conn PSS / system |")
+    L.append("| --- |" + " ---: |" * 12)
     for s in servers:
         m = medians[s]
         held, n = m["hold.held"], m["hold.n"]
@@ -839,13 +844,15 @@ def table(medians, fl, ratios, tg, servers, cfg):
             f"| {fmt(m['rr.msgs_per_s'])} | {fmt(m['rr.cpu_us_per_msg'], 1)} "
             f"| {fmt(m['stream.mb_per_s'])} "
             f"| {fmt(m['stream.cpu_us_per_mb'])} "
+            f"| {fmt(m['stream4.mb_per_s'])} "
+            f"| {fmt(m['stream4.cpu_us_per_mb'])} "
             f"| {fmt(m['pstream.mb_per_s'])} "
             f"| {fmt(m['pstream.cpu_us_per_mb'])} | {hn} | {mem} |"
         )
     for k in ("dynamic", "static"):
         if fl.get(k) is not None:
             L.append(f"| bare fork loop ({k}) | | {fmt(fl[k])} "
-                     "(per fork+_exit+waitpid) |" + " |" * 8)
+                     "(per fork+_exit+waitpid) |" + " |" * 10)
     if ratios:
         L.append("")
         L.append("echod ratios (median of the per-run ratios; rates: >1 is "
@@ -1007,7 +1014,8 @@ def main(argv):
                      ["socat", "TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,"
                       "fork,backlog=1024", "PIPE"] for s in servers},
         "scenarios": {s: ["echo-stress"] + stress_args(s, cfg.duration)
-                      for s in scenarios if s in ("churn", "rr", "stream")},
+                      for s in scenarios
+                      if s in ("churn", "rr", "stream", "stream4")},
     }
     runs = []
     t_start = time.monotonic()
@@ -1091,6 +1099,7 @@ def brief(x):
         "churn": ("conn_per_s", "cpu_us_per_conn"),
         "rr": ("msgs_per_s", "cpu_us_per_msg"),
         "stream": ("mb_per_s", "cpu_us_per_mb"),
+        "stream4": ("mb_per_s", "cpu_us_per_mb"),
         "pstream": ("mb_per_s", "cpu_us_per_mb"),
         "hold": ("held", "open_per_s", "pss_kib_per_conn",
                  "system_kib_per_conn"),
