@@ -37,13 +37,7 @@ import bench  # noqa: E402
 
 UNITS = {"churn": "conn/s", "rr": "msg/s", "stream": "MB/s",
          "stream4": "MB/s", "pstream": "MB/s"}
-KEYS = {
-    "churn": ("conn_per_s", "cpu_us_per_conn"),
-    "rr": ("msgs_per_s", "cpu_us_per_msg"),
-    "stream": ("mb_per_s", "cpu_us_per_mb"),
-    "stream4": ("mb_per_s", "cpu_us_per_mb"),
-    "pstream": ("mb_per_s", "cpu_us_per_mb"),
-}
+KEYS = bench.RATE_CPU
 
 
 def main(argv):

@@ -679,6 +679,16 @@ def hold_client(host, port, n, timeout):
 # ---------------------------------------------------------------- summary
 
 
+# each load scenario's rate and server CPU per unit of work (result keys)
+RATE_CPU = {
+    "churn": ("conn_per_s", "cpu_us_per_conn"),
+    "rr": ("msgs_per_s", "cpu_us_per_msg"),
+    "stream": ("mb_per_s", "cpu_us_per_mb"),
+    "stream4": ("mb_per_s", "cpu_us_per_mb"),
+    "pstream": ("mb_per_s", "cpu_us_per_mb"),
+}
+
+
 def med(vals):
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -1095,15 +1105,9 @@ def main(argv):
 def brief(x):
     if x.get("error"):
         return "ERROR " + x["error"]
-    keys = {
-        "churn": ("conn_per_s", "cpu_us_per_conn"),
-        "rr": ("msgs_per_s", "cpu_us_per_msg"),
-        "stream": ("mb_per_s", "cpu_us_per_mb"),
-        "stream4": ("mb_per_s", "cpu_us_per_mb"),
-        "pstream": ("mb_per_s", "cpu_us_per_mb"),
-        "hold": ("held", "open_per_s", "pss_kib_per_conn",
-                 "system_kib_per_conn"),
-    }[x["scenario"]] + ("errors",)
+    keys = {**RATE_CPU, "hold": ("held", "open_per_s", "pss_kib_per_conn",
+                                 "system_kib_per_conn")
+            }[x["scenario"]] + ("errors",)
     fmts = {
         "conn_per_s": "{:,.0f} conn/s", "cpu_us_per_conn": "{:,.0f} µs CPU/conn",
         "msgs_per_s": "{:,.0f} msg/s", "cpu_us_per_msg": "{:,.1f} µs CPU/msg",
